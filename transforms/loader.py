@@ -1,0 +1,232 @@
+"""Load mapping files: every problem found, each with its file, line, field path and a fix."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError
+
+from transforms.errors import MappingError, Problem
+from transforms.mapping import EmbedMany, EmbedOne, Entity, Mapping
+from transforms.templates import template_columns
+
+Loc = tuple[str | int, ...]
+
+KNOWN_KEYS = sorted(
+    {
+        "version", "name", "description", "source", "connection", "target", "table", "key",
+        "partition", "sort", "indexes", "write_rate", "units_per_second", "ttl", "policy", "nulls",
+        "duplicates", "out_of_range_numbers", "max_rejected_share", "entities", "from", "query",
+        "filter", "attributes", "column", "as", "template", "literal", "join", "one", "many",
+        "order_by", "limit",
+    }
+)
+
+
+def load_mapping(path: str | Path) -> Mapping:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise MappingError([Problem(str(path), None, "", f"cannot read the file: {exc.strerror}")]) from None
+    return load_mapping_text(text, str(path))
+
+
+def load_mapping_text(text: str, filename: str) -> Mapping:
+    document = _parse_yaml(text, filename)
+    try:
+        mapping = Mapping.model_validate(_plain(document))
+    except ValidationError as exc:
+        errors = _without_echoes(exc.errors())
+        raise MappingError([_problem(filename, document, err) for err in errors]) from None
+    problems = [Problem(filename, line_of(document, loc), format_loc(loc), msg) for loc, msg in check(mapping)]
+    if problems:
+        raise MappingError(problems)
+    return mapping
+
+
+def _parse_yaml(text: str, filename: str) -> CommentedMap:
+    yaml = YAML(typ="rt")
+    yaml.allow_duplicate_keys = False
+    try:
+        document = yaml.load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        reason = (exc.problem or exc.context or "invalid YAML").strip()
+        raise MappingError([Problem(filename, line, "", f"YAML syntax: {reason}; fix the file's YAML")]) from None
+    if not isinstance(document, CommentedMap):
+        raise MappingError([Problem(filename, 1, "", "a mapping file is a YAML map starting with 'version: 1'")])
+    return document
+
+
+def _plain(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {str(k): _plain(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_plain(v) for v in node]
+    if isinstance(node, str):
+        return str(node)
+    return node
+
+
+def line_of(document: CommentedMap, loc: Loc) -> int | None:
+    """The line of the deepest node on loc that exists in the file (1-based)."""
+    node: Any = document
+    line = 1
+    for part in loc:
+        if isinstance(node, CommentedMap) and part in node:
+            line = node.lc.key(part)[0] + 1
+            node = node[part]
+        elif isinstance(node, CommentedSeq) and isinstance(part, int) and part < len(node):
+            line = node.lc.item(part)[0] + 1
+            node = node[part]
+        else:
+            break
+    return line
+
+
+def _node_at(document: CommentedMap, loc: Loc) -> Any:
+    node: Any = document
+    for part in loc:
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return node
+
+
+def format_loc(loc: Iterable[str | int]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + part
+    return out
+
+
+def _clean_loc(loc: Loc) -> Loc:
+    # Union tags ('~column') and pydantic's function wrappers are not part of the file.
+    return tuple(p for p in loc if not (isinstance(p, str) and (p.startswith("~") or "[" in p)))
+
+
+def _without_echoes(errors: list[dict]) -> list[dict]:
+    """Drop "missing 'column'" where the same map has a typo of it: one mistake, one line."""
+    extras = {(_clean_loc(e["loc"])[:-1], str(e["loc"][-1])) for e in errors if e["type"] == "extra_forbidden"}
+
+    def echoed(error: dict) -> bool:
+        loc = _clean_loc(error["loc"])
+        typos = [name for parent, name in extras if parent == loc[:-1]]
+        return error["type"] == "missing" and bool(difflib.get_close_matches(str(loc[-1]), typos, n=1))
+
+    return [e for e in errors if not echoed(e)]
+
+
+def _problem(filename: str, document: CommentedMap, error: dict) -> Problem:
+    loc = _clean_loc(error["loc"])
+    if loc and loc[-1] in ("column", "template") and isinstance(_node_at(document, loc[:-1]), str):
+        loc = loc[:-1]  # the file used the short form `name: column` or `name: "{template}"`
+    return Problem(filename, line_of(document, loc), format_loc(loc), _message(error, loc))
+
+
+def _message(error: dict, loc: Loc) -> str:
+    kind = error["type"]
+    ctx = error.get("ctx") or {}
+    name = loc[-1] if loc else ""
+    if kind == "extra_forbidden":
+        guess = difflib.get_close_matches(str(name), KNOWN_KEYS, n=1)
+        hint = f"did you mean '{guess[0]}'?" if guess else "remove it (`carve schema` lists the keys allowed)"
+        return f"unknown key '{name}'; {hint}"
+    if kind == "missing":
+        return f"required key '{name}' is missing; add it"
+    if kind == "literal_error":
+        return f"'{error['input']}' is not allowed; use one of: {ctx.get('expected', '').replace(' or ', ', ')}"
+    if kind == "string_pattern_mismatch" and name == "table":
+        return f"'{error['input']}' is not a DynamoDB table name: 3 to 255 characters of letters, digits, _ . -"
+    if kind == "string_pattern_mismatch":
+        return f"'{error['input']}' does not match {ctx.get('pattern')}"
+    if kind == "value_error":
+        return str(error["msg"]).removeprefix("Value error, ")
+    if kind in ("dict_type", "model_type", "model_attributes_type"):
+        return "expected a map of key: value here"
+    msg = str(error["msg"])
+    return msg[:1].lower() + msg[1:]
+
+
+# --- checks across fields: what the types alone cannot say ------------------------------------
+
+
+def check(mapping: Mapping) -> Iterator[tuple[Loc, str]]:
+    key_names = [n for n in (mapping.target.key.partition, mapping.target.key.sort) if n]
+    index_names = [n for ix in mapping.target.indexes for n in (ix.partition, ix.sort) if n]
+    yield from _check_index_names(mapping)
+    for name, entity in mapping.entities.items():
+        base: Loc = ("entities", name)
+        yield from _check_source(entity, base)
+        yield from _check_keys(entity.key, key_names, base + ("key",), "the table's key")
+        for attr in entity.indexes:
+            if attr not in index_names:
+                listed = ", ".join(index_names) or "none: declare them in target.indexes"
+                yield base + ("indexes", attr), f"'{attr}' is not a key of any index in target.indexes; index keys are: {listed}"
+        for attr in entity.attributes:
+            if attr in key_names or attr in entity.indexes:
+                yield base + ("attributes", attr), f"'{attr}' is already a key attribute; remove it from attributes"
+        yield from _check_ttl(mapping, entity, base)
+        yield from _check_embeds(entity.attributes, base + ("attributes",))
+
+
+def _check_index_names(mapping: Mapping) -> Iterator[tuple[Loc, str]]:
+    seen: set[str] = set()
+    for i, index in enumerate(mapping.target.indexes):
+        if index.name in seen:
+            yield ("target", "indexes", i, "name"), f"index '{index.name}' is declared twice"
+        seen.add(index.name)
+
+
+def _check_source(entity: Entity, base: Loc) -> Iterator[tuple[Loc, str]]:
+    if (entity.from_ is None) == (entity.query is None):
+        yield base, "an entity reads either 'from: schema.table' or 'query: select ...'; give exactly one"
+
+
+def _check_keys(key: dict, expected: list[str], loc: Loc, what: str) -> Iterator[tuple[Loc, str]]:
+    for attr in expected:
+        if attr not in key:
+            yield loc, f"key attribute '{attr}' is missing; {what} is {', '.join(expected)}"
+    for attr, template in key.items():
+        if attr not in expected:
+            yield loc + (attr,), f"'{attr}' is not in {what} ({', '.join(expected)}); move it to attributes or indexes"
+        elif not template_columns(template) and attr == expected[0]:
+            yield loc + (attr,), "a partition key made of a constant puts every item in one partition; use a {column}"
+
+
+def _check_ttl(mapping: Mapping, entity: Entity, base: Loc) -> Iterator[tuple[Loc, str]]:
+    ttl = mapping.target.ttl
+    attr = entity.attributes.get(ttl) if ttl else None
+    if attr is not None and getattr(attr, "as_", None) != "epoch_seconds":
+        yield base + ("attributes", ttl), f"'{ttl}' is the table's TTL attribute: give it 'as: epoch_seconds'"
+
+
+def _check_embeds(attributes: dict, loc: Loc) -> Iterator[tuple[Loc, str]]:
+    for name, attr in attributes.items():
+        if isinstance(attr, EmbedMany):
+            if attr.limit and not attr.order_by:
+                yield loc + (name, "limit"), "a limit without order_by keeps arbitrary rows; add order_by"
+            yield from _check_embeds(attr.many, loc + (name, "many"))
+        elif isinstance(attr, EmbedOne):
+            yield from _check_embeds(attr.one, loc + (name, "one"))
+
+
+def located(filename: str, errors: Iterable[tuple[Loc, str]]) -> MappingError:
+    """Problems found later (against the source) placed on their lines in the file."""
+    try:
+        document = _parse_yaml(Path(filename).read_text(encoding="utf-8"), filename)
+    except (OSError, MappingError):
+        document = CommentedMap()
+    return MappingError([Problem(filename, line_of(document, loc), format_loc(loc), msg) for loc, msg in errors])

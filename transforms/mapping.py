@@ -1,0 +1,223 @@
+"""The mapping model: one YAML file per DynamoDB table, typed and frozen.
+
+Attribute values come in a few shapes, told apart by their keys (a discriminated union):
+
+    email: email                                  # a column
+    name: "{first_name} {last_name}"              # a template (always a string)
+    kind: {literal: customer}                     # a constant
+    since: {column: created_at, as: iso8601}      # a column with an explicit conversion
+    address: {from: public.address, join: {address_id: address_id}, one: {...}}   # embed one
+    lines: {from: public.order_line, join: {order_id: order_id}, many: {...}}      # embed many
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+)
+
+from transforms.templates import IDENTIFIER, TemplateSyntaxError, is_template, parse_template
+
+TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
+SOURCE_TABLE = re.compile(r"^([A-Za-z_][A-Za-z0-9_$]*\.)?[A-Za-z_][A-Za-z0-9_$]*$")
+ORDER_TERM = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(\s+(asc|desc))?$", re.IGNORECASE)
+
+
+def _identifier(value: str) -> str:
+    if not IDENTIFIER.match(value):
+        raise ValueError(f"'{value}' is not a column name (letters, digits and _, not starting with a digit)")
+    return value
+
+
+def _attribute_name(value: str) -> str:
+    if not 1 <= len(value.encode("utf-8")) <= 255:
+        raise ValueError("attribute names are 1 to 255 bytes long")
+    return value
+
+
+def _source_table(value: str) -> str:
+    if not SOURCE_TABLE.match(value):
+        raise ValueError(f"'{value}' is not a table name; write table or schema.table")
+    return value
+
+
+def _template(value: str) -> str:
+    try:
+        parse_template(value)
+    except TemplateSyntaxError as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
+def _order_terms(value: Any) -> Any:
+    terms = [value] if isinstance(value, str) else value
+    if isinstance(terms, list):
+        for term in terms:
+            if not isinstance(term, str) or not ORDER_TERM.match(term.strip()):
+                raise ValueError(f"'{term}' is not an ordering; write 'column' or 'column desc'")
+        return tuple(t.strip() for t in terms)
+    return value
+
+
+ColumnName = Annotated[str, AfterValidator(_identifier)]
+AttributeName = Annotated[str, AfterValidator(_attribute_name)]
+SourceTable = Annotated[str, AfterValidator(_source_table)]
+KeyTemplate = Annotated[str, Field(min_length=1), AfterValidator(_template)]
+OrderBy = Annotated[tuple[str, ...], BeforeValidator(_order_terms)]
+
+Conversion = Literal[
+    "string", "number", "bool", "binary", "iso8601", "epoch_seconds",
+    "json", "list", "string_set", "number_set",
+]
+NullPolicy = Literal["omit", "null"]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def _column_shorthand(value: Any) -> Any:
+    return {"column": value} if isinstance(value, str) else value
+
+
+def _template_shorthand(value: Any) -> Any:
+    return {"template": value} if isinstance(value, str) else value
+
+
+class ColumnAttr(Model):
+    column: ColumnName
+    as_: Conversion | None = Field(None, alias="as")
+    nulls: NullPolicy | None = None
+
+
+class TemplateAttr(Model):
+    template: KeyTemplate
+    nulls: NullPolicy | None = None
+
+
+class LiteralAttr(Model):
+    literal: str | bool | int
+
+
+class EmbedOne(Model):
+    """Many-to-one: the single matching row of another table, embedded as a map."""
+
+    from_: SourceTable = Field(alias="from")
+    join: dict[ColumnName, ColumnName] = Field(min_length=1)
+    one: dict[AttributeName, "Attribute"] = Field(min_length=1)
+    filter: str | None = None
+    nulls: NullPolicy | None = None
+
+
+class EmbedMany(Model):
+    """One-to-many: the matching rows of another table, embedded as an ordered list of maps."""
+
+    from_: SourceTable = Field(alias="from")
+    join: dict[ColumnName, ColumnName] = Field(min_length=1)
+    many: dict[AttributeName, "Attribute"] = Field(min_length=1)
+    order_by: OrderBy | None = None
+    limit: int | None = Field(None, gt=0)
+    filter: str | None = None
+
+
+def _attribute_kind(value: Any) -> str | None:
+    """The union tag; tags start with '~' so the loader can drop them from error paths."""
+    if isinstance(value, str):
+        return "~template" if is_template(value) else "~column"
+    if isinstance(value, dict):
+        for kind in ("many", "one", "template", "literal", "column"):
+            if kind in value:
+                return f"~{kind}"
+        # No telling key: report against the closest shape, so a typo reads as "unknown key".
+        return "~many" if "from" in value else "~column"
+    return None
+
+
+Attribute = Annotated[
+    Union[
+        Annotated[ColumnAttr, BeforeValidator(_column_shorthand), Tag("~column")],
+        Annotated[TemplateAttr, BeforeValidator(_template_shorthand), Tag("~template")],
+        Annotated[LiteralAttr, Tag("~literal")],
+        Annotated[EmbedOne, Tag("~one")],
+        Annotated[EmbedMany, Tag("~many")],
+    ],
+    Discriminator(
+        _attribute_kind,
+        custom_error_type="attribute_shape",
+        custom_error_message=(
+            "an attribute is a column name, a \"{template}\", or a map with one of: "
+            "column, template, literal, one (with from/join), many (with from/join)"
+        ),
+    ),
+]
+EmbedOne.model_rebuild()
+EmbedMany.model_rebuild()
+
+
+class Source(Model):
+    connection: str = Field(min_length=1)
+
+
+class KeySchema(Model):
+    partition: AttributeName
+    sort: AttributeName | None = None
+
+
+class IndexSchema(Model):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{3,255}$")]
+    partition: AttributeName
+    sort: AttributeName | None = None
+
+
+class WriteRate(Model):
+    units_per_second: float = Field(gt=0)
+
+
+class Target(Model):
+    table: Annotated[str, Field(pattern=TABLE_NAME.pattern)]
+    key: KeySchema
+    indexes: tuple[IndexSchema, ...] = ()
+    write_rate: WriteRate | None = None
+    ttl: AttributeName | None = None
+
+
+class Policy(Model):
+    nulls: NullPolicy = "omit"
+    duplicates: Literal["quarantine", "fail"] = "quarantine"
+    out_of_range_numbers: Literal["quarantine", "string"] = "quarantine"
+    max_rejected_share: float = Field(0.0, ge=0.0, le=1.0)
+
+
+class Entity(Model):
+    from_: SourceTable | None = Field(None, alias="from")
+    query: str | None = None
+    filter: str | None = None
+    key: dict[AttributeName, KeyTemplate] = Field(min_length=1)
+    attributes: dict[AttributeName, Attribute] = {}
+    indexes: dict[AttributeName, KeyTemplate] = {}
+
+
+class Mapping(Model):
+    version: Literal[1]
+    name: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")]
+    description: str | None = None
+    source: Source
+    target: Target
+    policy: Policy = Policy()
+    entities: dict[ColumnName, Entity] = Field(min_length=1)
+
+
+def json_schema() -> dict:
+    schema = Mapping.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "carve mapping file"
+    return schema
