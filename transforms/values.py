@@ -1,0 +1,376 @@
+"""Spark columns -> DynamoDB attribute values, as Spark SQL expressions (no Python UDFs).
+
+Every compiled value is a `Value`: its DynamoDB wire JSON (`{"S":"..."}`, `{"N":"1.5"}`,
+`{"M":{...}}`), its size in bytes by DynamoDB's published rules, and the reason it cannot be
+stored (or NULL). A NULL `json` means "omit the attribute".
+
+Numbers never pass through binary floating point: they travel as decimal text, are
+normalized in SQL (sign, leading and trailing zeros, exponent) and checked against
+DynamoDB's 38 significant digits and its exponent range.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pyspark.sql import Column
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+# Column metadata key set by the source reader: what the database said the column is.
+KIND = "carve_kind"
+NUMBER_TEXT = "number_text"  # exact decimal (or float) text: numeric, money, decimal, real, double
+NUMBER_TEXT_ARRAY = "number_text_array"
+JSON_TEXT = "json"  # json, jsonb, MariaDB JSON
+INSTANT = "instant"  # timestamptz, MariaDB TIMESTAMP: a point in time, shown in UTC with 'Z'
+LOCAL_TIMESTAMP = "local_timestamp"  # timestamp without time zone, DATETIME: wall-clock time
+
+NULL_JSON = '{"NULL":true}'
+MAX_DIGITS = 38
+
+# One JSON token: a string, a number, a literal or a structural character.
+JSON_TOKEN = r'"(?:[^"\\]|\\.)*"|-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?|true|false|null|[{}\[\],:]'
+
+
+@dataclass(frozen=True)
+class Value:
+    json: Column
+    size: Column
+    problem: Column
+
+
+@dataclass(frozen=True)
+class Options:
+    """What the mapping decided for values: the null policy and numbers that do not fit."""
+
+    nulls: str = "omit"  # "omit" | "null"
+    out_of_range_numbers: str = "quarantine"  # "quarantine" | "string"
+
+
+def no_problem() -> Column:
+    return F.lit(None).cast("string")
+
+
+def first_problem(*problems: Column) -> Column:
+    return F.coalesce(*problems, no_problem()) if problems else no_problem()
+
+
+def null_value(options: Options) -> Value:
+    if options.nulls == "null":
+        return Value(F.lit(NULL_JSON), F.lit(1), no_problem())
+    return Value(F.lit(None).cast("string"), F.lit(0), no_problem())
+
+
+def when_present(column: Column, value: Value, options: Options) -> Value:
+    """The value where the column is not NULL, the null policy where it is."""
+    null = null_value(options)
+    return Value(
+        F.when(column.isNull(), null.json).otherwise(value.json),
+        F.when(column.isNull(), null.size).otherwise(value.size),
+        F.when(column.isNull(), null.problem).otherwise(value.problem),
+    )
+
+
+# --- scalars ---------------------------------------------------------------------------------
+
+
+def string_value(text: Column) -> Value:
+    return Value(F.when(text.isNotNull(), F.to_json(F.struct(text.alias("S")))), F.octet_length(text), no_problem())
+
+
+def bool_value(flag: Column) -> Value:
+    return Value(F.when(flag.isNotNull(), F.to_json(F.struct(flag.alias("BOOL")))), F.lit(1), no_problem())
+
+
+def base64_text(data: Column) -> Column:
+    # Spark 3.5's base64 breaks lines every 76 characters (MIME); DynamoDB wants one line.
+    return F.regexp_replace(F.base64(data), r"[\r\n]", "")
+
+
+def binary_value(data: Column) -> Value:
+    return Value(F.concat(F.lit('{"B":"'), base64_text(data), F.lit('"}')), F.length(data), no_problem())
+
+
+def let(value: Column, body: Callable[[Column], Column]) -> Column:
+    """Bind value to a lambda variable, so the body may use it many times without copying its tree.
+
+    Spark SQL has no LET; without this, every reuse of a sub-expression copies it into the
+    plan, and the number normalization below would grow to thousands of nodes per column.
+    """
+    return F.element_at(F.transform(F.array(value), body), 1)
+
+
+def plain_decimal(text: Column) -> Column:
+    """Decimal text in any notation ('-001.500', '1.0E-8', '12e3') -> shortest plain text ('-1.5')."""
+
+    def parts(t: Column) -> Column:
+        return F.struct(
+            t.startswith("-").alias("neg"),
+            F.concat(F.regexp_extract(t, r"^[-+]?([0-9]*)", 1), F.regexp_extract(t, r"^[-+]?[0-9]*\.([0-9]*)", 1))
+            .alias("digits"),
+            (F.length(F.regexp_extract(t, r"^[-+]?([0-9]*)", 1))
+             + F.coalesce(F.regexp_extract(t, r"E([-+]?[0-9]+)$", 1).cast("int"), F.lit(0))).alias("point"),
+        )
+
+    def place(p: Column) -> Column:
+        digits, point = p["digits"], p["point"]
+        shifted = (
+            F.when(point <= 0, F.concat(F.lit("0."), _zeros(-point), digits))
+            .when(point >= F.length(digits), F.concat(digits, _zeros(point - F.length(digits))))
+            .otherwise(F.concat(digits.substr(F.lit(1), point), F.lit("."), digits.substr(point + 1, F.lit(1_000_000))))
+        )
+        whole = F.regexp_replace(F.regexp_extract(shifted, r"^([0-9]*)", 1), "^0+", "")
+        fraction = F.regexp_replace(F.regexp_extract(shifted, r"\.([0-9]*)$", 1), "0+$", "")
+        magnitude = F.concat(
+            F.when(whole == "", F.lit("0")).otherwise(whole),
+            F.when(fraction == "", F.lit("")).otherwise(F.concat(F.lit("."), fraction)),
+        )
+        return let(magnitude, lambda m: F.when(p["neg"] & (m != "0"), F.concat(F.lit("-"), m)).otherwise(m))
+
+    return let(let(F.upper(F.trim(text)), parts), place)
+
+
+def _zeros(count: Column) -> Column:
+    return F.array_join(F.array_repeat(F.lit("0"), count), "")
+
+
+def significant_digits(plain: Column) -> Column:
+    digits = F.regexp_replace(plain, r"[-.]", "")
+    return F.length(F.regexp_replace(F.regexp_replace(digits, "^0+", ""), "0+$", ""))
+
+
+def number_value(text: Column, options: Options, what: str) -> Value:
+    """Decimal text -> N, exactly; what does not fit is quarantined or kept as S, by policy."""
+
+    def check(t: Column) -> Column:
+        return let(plain_decimal(t), lambda plain: let(significant_digits(plain), lambda digits: _number(t, plain, digits)))
+
+    def _number(t: Column, plain: Column, digits: Column) -> Column:
+        is_number = F.trim(t).rlike(r"^[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?$")
+        int_digits = F.length(F.regexp_replace(F.regexp_extract(plain, r"^-?([0-9]*)", 1), "^0+", ""))
+        leading_zeros = F.length(F.regexp_extract(plain, r"^-?0\.(0*)", 1))
+        fits = is_number & (digits <= MAX_DIGITS) & (int_digits <= 126) & (leading_zeros < 130)
+        reason = F.concat(
+            F.lit(f"{what}: "),
+            F.when(is_number, F.lit("number ")).otherwise(F.lit("value ")),
+            F.substring(t, 1, 60),
+            F.when(is_number, F.lit(f" does not fit DynamoDB (at most {MAX_DIGITS} significant digits)"))
+            .otherwise(F.lit(" is not a number")),
+        )
+        number_json = F.to_json(F.struct(plain.alias("N")))
+        number_size = F.ceil(F.greatest(digits, F.lit(1)) / 2).cast("long") + 1
+        if options.out_of_range_numbers == "string":
+            kept = string_value(t)
+            return F.struct(
+                F.when(fits, number_json).otherwise(kept.json).alias("json"),
+                F.when(fits, number_size).otherwise(kept.size).alias("size"),
+                no_problem().alias("problem"),
+            )
+        return F.struct(
+            F.when(fits, number_json).alias("json"),
+            F.when(fits, number_size).otherwise(F.lit(0).cast("long")).alias("size"),
+            F.when(~fits, reason).alias("problem"),
+        )
+
+    info = F.when(text.isNotNull(), let(text, check))
+    return Value(info["json"], info["size"], info["problem"])
+
+
+def iso_text(column: Column, dtype: T.DataType, kind: str | None) -> Column:
+    if isinstance(dtype, T.DateType):
+        return F.date_format(column, "yyyy-MM-dd")
+    zone = "'Z'" if kind == INSTANT else ""
+    return F.date_format(column, f"yyyy-MM-dd'T'HH:mm:ss.SSSSSS{zone}")
+
+
+def epoch_seconds(column: Column, dtype: T.DataType) -> Column:
+    if isinstance(dtype, T.DateType):
+        return (F.unix_date(column).cast("long") * 86400).cast("string")
+    return F.unix_seconds(column.cast("timestamp")).cast("string")
+
+
+def as_text(column: Column, dtype: T.DataType, kind: str | None) -> Column:
+    """How a value reads inside a template or as `as: string`."""
+    if isinstance(dtype, (T.DateType, T.TimestampType, T.TimestampNTZType)):
+        return iso_text(column, dtype, kind)
+    if isinstance(dtype, T.BinaryType):
+        return base64_text(column)
+    if isinstance(dtype, (T.DecimalType, T.FloatType, T.DoubleType)) or kind == NUMBER_TEXT:
+        return plain_decimal(column.cast("string"))
+    return column.cast("string")
+
+
+# --- JSON text -> M / L ----------------------------------------------------------------------
+
+
+def json_value(text: Column, what: str) -> Value:
+    """A JSON document (text) rewritten token by token into DynamoDB's typed JSON.
+
+    Each token maps on its own: '{' -> '{"M":{', '[' -> '{"L":[', a string that is not a key
+    -> {"S":...}, a number -> {"N":"..."} (its text, never a float), true/false -> BOOL,
+    null -> NULL. Text left over after tokenizing means the document is not JSON.
+    """
+    tokens = F.regexp_extract_all(text, F.lit(JSON_TOKEN), 0)
+    indexed = F.transform(tokens, lambda tok, i: F.struct(tok.alias("t"), F.element_at(tokens, i + 2).alias("next")))
+
+    def rewrite(x: Column) -> Column:
+        t, nxt = x["t"], x["next"]
+        return (
+            F.when(t == "{", F.lit('{"M":{'))
+            .when(t == "}", F.lit("}}"))
+            .when(t == "[", F.lit('{"L":['))
+            .when(t == "]", F.lit("]}"))
+            .when(t.isin(",", ":"), t)
+            .when(t.startswith('"') & F.coalesce(nxt == ":", F.lit(False)), t)
+            .when(t.startswith('"'), F.concat(F.lit('{"S":'), t, F.lit("}")))
+            .when(t.isin("true", "false"), F.concat(F.lit('{"BOOL":'), t, F.lit("}")))
+            .when(t == "null", F.lit(NULL_JSON))
+            .otherwise(F.concat(F.lit('{"N":"'), t, F.lit('"}')))
+        )
+
+    def token_size(x: Column) -> Column:
+        t, nxt = x["t"], x["next"]
+        is_key = t.startswith('"') & F.coalesce(nxt == ":", F.lit(False))
+        is_value = ~t.isin(",", ":", "}", "]") & ~is_key
+        string_bytes = F.octet_length(F.regexp_replace(t, r'\\(.)', "$1")) - 2
+        scalar = (
+            F.when(t.isin("{", "["), F.lit(3))
+            .when(t.startswith('"'), string_bytes)
+            .when(t.isin("true", "false", "null"), F.lit(1))
+            .when(t.isin(",", ":", "}", "]"), F.lit(0))
+            .otherwise(F.ceil(F.greatest(significant_digits(plain_decimal(t)), F.lit(1)) / 2) + 1)
+        )
+        # every value but the outermost is an element of a list or map: 1 byte each
+        return scalar.cast("long") + F.when(is_value, F.lit(1)).otherwise(F.lit(0))
+
+    leftover = F.trim(F.regexp_replace(text, JSON_TOKEN, ""))
+    numbers_ok = F.forall(
+        tokens,
+        lambda t: ~t.rlike("^-?[0-9]") | (significant_digits(plain_decimal(t)) <= MAX_DIGITS),
+    )
+    problem = (
+        F.when(leftover != "", F.concat(F.lit(f"{what}: not valid JSON near '"), F.substring(leftover, 1, 30), F.lit("'")))
+        .when(~numbers_ok, F.lit(f"{what}: a JSON number has more than {MAX_DIGITS} significant digits"))
+    )
+    return Value(
+        F.when(problem.isNull(), F.array_join(F.transform(indexed, rewrite), "")),
+        F.aggregate(F.transform(indexed, token_size), F.lit(0).cast("long"), lambda a, b: a + b) - 1,
+        problem,
+    )
+
+
+# --- arrays ----------------------------------------------------------------------------------
+
+
+def list_value(array: Column, element: T.DataType, kind: str | None, options: Options, what: str) -> Value:
+    element_kind = NUMBER_TEXT if kind == NUMBER_TEXT_ARRAY else None
+    null_elem = Value(F.lit(NULL_JSON), F.lit(1), no_problem())
+
+    def compiled(x: Column) -> Value:
+        inner = scalar_value(x, element, element_kind, None, options, what)
+        return Value(
+            F.coalesce(inner.json, null_elem.json),
+            F.coalesce(inner.size, null_elem.size),
+            inner.problem,
+        )
+
+    jsons = F.transform(array, lambda x: compiled(x).json)
+    sizes = F.transform(array, lambda x: compiled(x).size.cast("long") + 1)
+    problems = F.filter(F.transform(array, lambda x: compiled(x).problem), lambda p: p.isNotNull())
+    return Value(
+        F.concat(F.lit('{"L":['), F.array_join(jsons, ","), F.lit("]}")),
+        F.aggregate(sizes, F.lit(3).cast("long"), lambda a, b: a + b),
+        F.element_at(problems, 1),
+    )
+
+
+def set_value(array: Column, element: T.DataType, kind: str | None, options: Options, what: str, number: bool) -> Value:
+    """SS / NS: distinct, non-NULL members; an empty set is no value (DynamoDB rejects it)."""
+    present = F.filter(array, lambda x: x.isNotNull())
+    if number:
+        members = F.array_distinct(F.transform(present, lambda x: plain_decimal(x.cast("string"))))
+        bad = F.filter(members, lambda m: (significant_digits(m) > MAX_DIGITS) | ~m.rlike(r"^-?[0-9]+(\.[0-9]+)?$"))
+        json = F.to_json(F.struct(members.alias("NS")))
+        sizes = F.transform(members, lambda m: F.ceil(F.greatest(significant_digits(m), F.lit(1)) / 2).cast("long") + 1)
+        problem = F.when(F.size(bad) > 0, F.concat(F.lit(f"{what}: set member "), F.element_at(bad, 1),
+                                                    F.lit(" is not a DynamoDB number")))
+    else:
+        members = F.array_distinct(F.transform(present, lambda x: as_text(x, element, None)))
+        json = F.to_json(F.struct(members.alias("SS")))
+        sizes = F.transform(members, lambda m: F.octet_length(m).cast("long"))
+        problem = no_problem()
+    empty = F.size(members) == 0
+    null = null_value(options)
+    return Value(
+        F.when(empty, null.json).otherwise(json),
+        F.when(empty, null.size).otherwise(F.aggregate(sizes, F.lit(3).cast("long"), lambda a, b: a + b + 1)),
+        problem,
+    )
+
+
+# --- dispatch --------------------------------------------------------------------------------
+
+
+def scalar_value(
+    column: Column, dtype: T.DataType, kind: str | None, conversion: str | None, options: Options, what: str
+) -> Value:
+    """The DynamoDB value of a column, by its explicit conversion or by the type table."""
+    target = conversion or default_conversion(dtype, kind)
+    if target == "string":
+        value = string_value(as_text(column, dtype, kind))
+    elif target == "number":
+        value = number_value(as_text(column, dtype, kind) if not isinstance(dtype, T.StringType) else column,
+                             options, what)
+    elif target == "bool":
+        flag = _to_bool(column, dtype)
+        value = bool_value(flag)
+        value = Value(value.json, value.size, F.when(flag.isNull(), F.lit(f"{what}: not a boolean")))
+    elif target == "binary":
+        value = binary_value(column if isinstance(dtype, T.BinaryType) else F.encode(column.cast("string"), "UTF-8"))
+    elif target == "iso8601":
+        value = string_value(iso_text(column, dtype, kind))
+    elif target == "epoch_seconds":
+        value = number_value(epoch_seconds(column, dtype), options, what)
+    elif target == "json":
+        value = json_value(column.cast("string"), what)
+    elif target in ("list", "string_set", "number_set"):
+        if not isinstance(dtype, T.ArrayType):
+            raise TypeError(f"{what}: '{target}' needs an array column, this one is {dtype.simpleString()}")
+        if target == "list":
+            value = list_value(column, dtype.elementType, kind, options, what)
+        else:
+            elem_kind = NUMBER_TEXT if kind == NUMBER_TEXT_ARRAY else None
+            value = set_value(column, dtype.elementType, elem_kind, options, what, number=target == "number_set")
+    else:  # pragma: no cover - the model's Literal type lists every conversion
+        raise ValueError(f"unknown conversion {target}")
+    return when_present(column, value, options)
+
+
+def default_conversion(dtype: T.DataType, kind: str | None) -> str:
+    """The type table: what a column becomes when the mapping does not say."""
+    if kind == JSON_TEXT:
+        return "json"
+    if kind == NUMBER_TEXT:
+        return "number"
+    if isinstance(dtype, (T.ByteType, T.ShortType, T.IntegerType, T.LongType, T.DecimalType,
+                          T.FloatType, T.DoubleType)):
+        return "number"
+    if isinstance(dtype, T.BooleanType):
+        return "bool"
+    if isinstance(dtype, T.BinaryType):
+        return "binary"
+    if isinstance(dtype, (T.DateType, T.TimestampType, T.TimestampNTZType)):
+        return "iso8601"
+    if isinstance(dtype, T.ArrayType):
+        return "list"
+    return "string"
+
+
+def _to_bool(column: Column, dtype: T.DataType) -> Column:
+    if isinstance(dtype, T.BooleanType):
+        return column
+    text = F.lower(F.trim(column.cast("string")))
+    return F.when(text.isin("true", "t", "1", "yes", "y"), F.lit(True)).when(
+        text.isin("false", "f", "0", "no", "n"), F.lit(False)
+    )
