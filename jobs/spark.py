@@ -1,0 +1,54 @@
+"""The local Spark session: local[*] with the JDBC driver jars and UTC everywhere."""
+
+from __future__ import annotations
+
+import glob
+import os
+
+from pyspark.sql import SparkSession
+
+# Debian's libpostgresql-jdbc-java and libmariadb-java put their jars here.
+DEFAULT_JAR_GLOBS = (
+    "/usr/share/java/postgresql.jar",
+    "/usr/share/java/mariadb-java-client.jar",
+)
+
+
+def jdbc_jars() -> list[str]:
+    """The driver jars to put on the classpath: CARVE_JDBC_JARS (colon separated) or Debian's."""
+    configured = os.environ.get("CARVE_JDBC_JARS")
+    patterns = configured.split(":") if configured else DEFAULT_JAR_GLOBS
+    return [path for pattern in patterns for path in sorted(glob.glob(pattern))]
+
+
+def build_local_spark(
+    app_name: str = "carve",
+    master: str | None = None,
+    shuffle_partitions: int | None = None,
+) -> SparkSession:
+    jars = jdbc_jars()
+    master = master or os.environ.get("CARVE_SPARK_MASTER", "local[*]")
+    # The JVM and the session both in UTC: timestamps convert the same on every machine.
+    java_opts = "-Duser.timezone=UTC -Dfile.encoding=UTF-8"
+    builder = (
+        SparkSession.builder.appName(app_name)
+        .master(master)
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.driver.extraJavaOptions", java_opts)
+        .config("spark.executor.extraJavaOptions", java_opts)
+        .config("spark.driver.memory", os.environ.get("CARVE_DRIVER_MEMORY", "4g"))
+        .config("spark.sql.shuffle.partitions", str(shuffle_partitions or 8))
+        .config("spark.sql.adaptive.enabled", "true")
+        .config("spark.python.worker.reuse", "true")
+    )
+    if jars:
+        # extraClassPath puts the drivers on the system class path, where py4j metadata
+        # connections (jobs.sources) find them too; spark.jars ships them to executors.
+        builder = builder.config("spark.jars", ",".join(jars)).config(
+            "spark.driver.extraClassPath", ":".join(jars)
+        )
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
