@@ -102,7 +102,23 @@ def let(value: Column, body: Callable[[Column], Column]) -> Column:
 
 
 def plain_decimal(text: Column) -> Column:
-    """Decimal text in any notation ('-001.500', '1.0E-8', '12e3') -> shortest plain text ('-1.5')."""
+    """Decimal text in any notation ('-001.500', '1.0E-8', '12e3') -> shortest plain text ('-1.5').
+
+    Text without an exponent (all of PostgreSQL's numeric output) takes a few regexes;
+    only exponent notation goes through the slower digit shifting below.
+    """
+    return F.when(text.rlike("[eE]"), _shifted_decimal(text)).otherwise(_trimmed_decimal(text))
+
+
+def _trimmed_decimal(text: Column) -> Column:
+    t = F.regexp_replace(F.trim(text), r"^\+", "")
+    t = F.regexp_replace(t, r"^(-?)0+(?=[0-9])", "$1")  # leading zeros
+    t = F.regexp_replace(t, r"(\.[0-9]*?)0+$", "$1")  # trailing fraction zeros
+    t = F.regexp_replace(F.regexp_replace(t, r"\.$", ""), r"^(-?)\.", "${1}0.")
+    return F.regexp_replace(t, r"^-(0)$", "$1")
+
+
+def _shifted_decimal(text: Column) -> Column:
 
     def parts(t: Column) -> Column:
         return F.struct(
@@ -143,8 +159,8 @@ def significant_digits(plain: Column) -> Column:
 def number_value(text: Column, options: Options, what: str) -> Value:
     """Decimal text -> N, exactly; what does not fit is quarantined or kept as S, by policy."""
 
-    def check(t: Column) -> Column:
-        return let(plain_decimal(t), lambda plain: let(significant_digits(plain), lambda digits: _number(t, plain, digits)))
+    # No let() here: lambdas run interpreted, and this is the hottest expression of a run.
+    # Repeated sub-expressions are left to Spark's common-subexpression elimination.
 
     def _number(t: Column, plain: Column, digits: Column) -> Column:
         is_number = F.trim(t).rlike(r"^[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?$")
@@ -173,8 +189,23 @@ def number_value(text: Column, options: Options, what: str) -> Value:
             F.when(~fits, reason).alias("problem"),
         )
 
-    info = F.when(text.isNotNull(), let(text, check))
+    plain = plain_decimal(text)
+    info = F.when(text.isNotNull(), _number(text, plain, significant_digits(plain)))
     return Value(info["json"], info["size"], info["problem"])
+
+
+INTEGRAL = (T.ByteType, T.ShortType, T.IntegerType, T.LongType)
+
+
+def integer_value(number: Column) -> Value:
+    """Integers are already canonical: no normalization, always within 38 digits."""
+    text = number.cast("string")
+    digits = F.length(F.regexp_replace(F.regexp_replace(text, "^-", ""), "0+$", ""))
+    return Value(
+        F.when(number.isNotNull(), F.to_json(F.struct(text.alias("N")))),
+        F.ceil(F.greatest(digits, F.lit(1)) / 2).cast("long") + 1,
+        no_problem(),
+    )
 
 
 def iso_text(column: Column, dtype: T.DataType, kind: str | None) -> Column:
@@ -319,6 +350,8 @@ def scalar_value(
     target = conversion or default_conversion(dtype, kind)
     if target == "string":
         value = string_value(as_text(column, dtype, kind))
+    elif target == "number" and isinstance(dtype, INTEGRAL):
+        value = integer_value(column)
     elif target == "number":
         value = number_value(as_text(column, dtype, kind) if not isinstance(dtype, T.StringType) else column,
                              options, what)

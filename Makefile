@@ -1,0 +1,50 @@
+# carve: the two commands are `make demo` and `make test`; both set up first.
+#
+#   make setup        idempotent: .venv, JDBC jars, dynalite, databases
+#   make demo         carve demo against a fresh in-memory dynalite
+#   make test         pytest; extra arguments: make test PYTEST_ARGS='-m integration -x'
+#   make bench        scripts/benchmark.py against dynalite; BENCH_ARGS='...'
+#   make stack-up     keep a dynalite on 127.0.0.1:8000 for exploring (pid in .run/)
+#   make stack-down   stop it
+#   make clean        remove .run, reports and build artefacts (keeps .venv, .tools)
+#   make distclean    clean, and remove .venv and .tools too
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PYTEST_ARGS ?=
+BENCH_ARGS ?=
+STACK_PORT := 8000
+
+.PHONY: help setup demo test bench stack-up stack-down clean distclean
+
+help:
+	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
+
+setup:
+	@scripts/setup
+
+demo: setup
+	scripts/with-dynalite $(VENV)/bin/carve demo
+
+test: setup
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+bench: setup
+	scripts/with-dynalite $(VENV)/bin/python scripts/benchmark.py $(BENCH_ARGS)
+
+stack-up: setup
+	@CARVE_DYNALITE_PORT=$(STACK_PORT) scripts/with-dynalite --up
+
+stack-down:
+	@scripts/with-dynalite --down
+
+# stack-down first: removing .run would otherwise orphan a running dynalite.
+clean: stack-down
+	rm -rf .run reports build dist *.egg-info spark-warehouse metastore_db derby.log .pytest_cache
+	find . -path ./.venv -prune -o -path ./.tools -prune -o -path ./.git -prune -o \
+		-type d -name __pycache__ -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV) .tools

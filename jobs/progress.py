@@ -1,0 +1,74 @@
+"""What a run shows while it works: one line per stage, and Spark's task progress meanwhile."""
+
+from __future__ import annotations
+
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from pyspark import SparkContext
+from rich.console import Console
+
+
+@dataclass
+class Stage:
+    name: str
+    rows: int = 0
+    seconds: float = 0.0
+    detail: str = ""
+
+
+@dataclass
+class Stages:
+    console: Console
+    spark_context: SparkContext | None = None
+    done: list[Stage] = field(default_factory=list)
+
+    @contextmanager
+    def stage(self, name: str, what: str):
+        stage = Stage(name)
+        started = time.monotonic()
+        with self.console.status(f"[bold]{name}[/]: {what}") as status:
+            watcher = _TaskWatcher(self.spark_context, lambda text: status.update(f"[bold]{name}[/]: {what} {text}"))
+            watcher.start()
+            try:
+                yield stage
+            finally:
+                watcher.stop()
+                stage.seconds = time.monotonic() - started
+                self.done.append(stage)
+        rate = f", {stage.rows / stage.seconds:,.0f} rows/s" if stage.rows and stage.seconds > 0 else ""
+        detail = f"  {stage.detail}" if stage.detail else ""
+        self.console.print(f"  {name:<10} {stage.rows:>10,} rows  {stage.seconds:7.1f} s{rate}{detail}")
+
+    def as_report(self) -> dict:
+        return {s.name: {"rows": s.rows, "seconds": round(s.seconds, 3)} for s in self.done}
+
+
+class _TaskWatcher(threading.Thread):
+    """Polls Spark's status tracker: tasks done of tasks in the running stages."""
+
+    def __init__(self, spark_context: SparkContext | None, show) -> None:
+        super().__init__(daemon=True)
+        self._sc = spark_context
+        self._show = show
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        if self._sc is None:
+            return
+        tracker = self._sc.statusTracker()
+        while not self._halt.wait(0.5):
+            done = total = 0
+            for stage_id in tracker.getActiveStageIds():
+                info = tracker.getStageInfo(stage_id)
+                if info:
+                    done += info.numCompletedTasks
+                    total += info.numTasks
+            if total:
+                self._show(f"[dim]({done}/{total} tasks)[/]")
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(timeout=2)

@@ -1,0 +1,244 @@
+"""One mapping, end to end: compile, read, transform, validate, write, reconcile, report."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from rich.console import Console
+
+from expectations.validate import validate_items
+from jobs.dynamo import IndexSpec, TableSpec, WriteSettings, dynamodb_client, ensure_table, task_slots, write_items
+from jobs.progress import Stages
+from jobs.reconcile import expected_digests, reconcile, scan_digests
+from jobs.sources import Connection, full_schema_frames, read_sources, unpersist
+from transforms.errors import CarveError, ValidationFailedError, WriteFailedError
+from transforms.items import CompileError, build_items, referenced_columns
+from transforms.loader import located
+from transforms.mapping import Mapping
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    report_dir: Path
+    endpoint_url: str | None = None
+    region: str = "us-east-1"
+    write_rate: float | None = None  # WCU/s for the whole job; overrides the mapping's
+    create_table: bool = True
+
+
+def default_report_dir(mapping: Mapping) -> Path:
+    return Path("reports") / f"{mapping.name}-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}"
+
+
+def table_spec(mapping: Mapping) -> TableSpec:
+    target = mapping.target
+    indexes = tuple(IndexSpec(ix.name, ix.partition, ix.sort) for ix in target.indexes)
+    return TableSpec(target.table, target.key.partition, target.key.sort, indexes)
+
+
+def write_settings(mapping: Mapping, options: RunOptions) -> WriteSettings:
+    rate = options.write_rate or (mapping.target.write_rate.units_per_second if mapping.target.write_rate else None)
+    return WriteSettings(mapping.target.table, options.endpoint_url, options.region, rate)
+
+
+def compile_check(spark: SparkSession, conn: Connection, mapping: Mapping, mapping_file: str) -> None:
+    """Compile against the source schemas (no rows read): a wrong column fails here, with its line."""
+    try:
+        build_items(mapping, full_schema_frames(spark, conn, mapping))
+    except CompileError as exc:
+        raise located(mapping_file, exc.errors) from None
+
+
+class Run:
+    """The state of one run; `report()` is written whatever happens."""
+
+    def __init__(self, spark: SparkSession, mapping: Mapping, mapping_file: str, conn: Connection,
+                 options: RunOptions, console: Console) -> None:
+        self.spark = spark
+        self.mapping = mapping
+        self.mapping_file = mapping_file
+        self.conn = conn
+        self.options = options
+        self.console = console
+        self.stages = Stages(console, spark.sparkContext)
+        self.figures: dict = {
+            "mapping": mapping.name,
+            "mapping_file": mapping_file,
+            "table": mapping.target.table,
+            "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "items_expected": 0,
+            "items_written": 0,
+            "items_rejected": 0,
+            "items_lost": 0,
+            "items_mismatched": 0,
+            "wcu_consumed": 0.0,
+            "throttled_requests": 0,
+            "retries": 0,
+        }
+        options.report_dir.mkdir(parents=True, exist_ok=True)
+
+    # --- stages ----------------------------------------------------------------------------
+
+    def execute(self) -> dict:
+        started = time.monotonic()
+        try:
+            with self.stages.stage("compile", "checking the mapping against the source schemas"):
+                compile_check(self.spark, self.conn, self.mapping, self.mapping_file)
+            frames = self._read()
+            items = self._transform(frames)
+            self._validate(items)
+            self._write(items)
+            self._reconcile(items)
+            self.figures["status"] = "ok" if self._clean() else "failed"
+        except CarveError as exc:
+            self.figures["status"] = "failed"
+            self.figures["error"] = str(exc)
+            raise
+        finally:
+            self.figures["seconds"] = round(time.monotonic() - started, 3)
+            self.figures["stages"] = self.stages.as_report()
+            self._write_report()
+        return self.figures
+
+    def reconcile_only(self) -> dict:
+        """Compare the table with the items the source yields now; nothing is written."""
+        started = time.monotonic()
+        try:
+            with self.stages.stage("compile", "checking the mapping against the source schemas"):
+                compile_check(self.spark, self.conn, self.mapping, self.mapping_file)
+            items = self._transform(self._read())
+            self._reconcile(items)
+            self.figures["status"] = "ok" if self._clean() else "failed"
+        finally:
+            self.figures["seconds"] = round(time.monotonic() - started, 3)
+            self.figures["stages"] = self.stages.as_report()
+            self._write_report()
+        return self.figures
+
+    def _clean(self) -> bool:
+        f = self.figures
+        return f["items_lost"] == 0 and f["items_mismatched"] == 0
+
+    def _read(self) -> dict[str, DataFrame]:
+        with self.stages.stage("read", f"reading the source tables over JDBC ({self.conn.engine})") as stage:
+            frames = read_sources(self.spark, self.conn, self.mapping, referenced_columns(self.mapping))
+            counts = {name: df.count() for name, df in frames.items()}
+            stage.rows = sum(counts.values())
+            stage.detail = ", ".join(f"{name} {n:,}" for name, n in counts.items())
+        self.figures["source_rows"] = counts
+        return frames
+
+    def _transform(self, frames: dict[str, DataFrame]) -> DataFrame:
+        policy = self.mapping.policy
+        with self.stages.stage("transform", "building items") as stage:
+            items = build_items(self.mapping, frames).persist(StorageLevel.MEMORY_AND_DISK)
+            total = items.count()
+            unpersist(frames.values())
+            rejected = items.where(F.col("problem").isNotNull())
+            rejected_count = self._quarantine(rejected)
+            stage.rows = total
+            stage.detail = f"{rejected_count:,} quarantined"
+        accepted = items.where(F.col("problem").isNull()).drop("problem")
+        self.figures["items_built"] = total
+        self.figures["items_rejected"] = rejected_count
+        self.figures["items_expected"] = total - rejected_count
+        self.figures["by_entity"] = {r.entity: {"built": r.built, "quarantined": r.quarantined} for r in
+                                     items.groupBy("entity").agg(F.count(F.lit(1)).alias("built"),
+                                                                 F.count("problem").alias("quarantined")).collect()}
+        if policy.duplicates == "fail" and rejected.where(F.col("problem").contains("duplicate key")).limit(1).count():
+            raise ValidationFailedError(f"duplicate keys and the mapping's policy is duplicates: fail; see {self.figures['quarantine']}")
+        share = rejected_count / total if total else 0.0
+        if share > policy.max_rejected_share:
+            raise ValidationFailedError(
+                f"{rejected_count:,} of {total:,} items ({share:.2%}) were quarantined; the mapping allows "
+                f"{policy.max_rejected_share:.2%} (policy.max_rejected_share). Nothing was written. "
+                f"Reasons are in {self.figures['quarantine']}"
+            )
+        return accepted
+
+    def _quarantine(self, rejected: DataFrame) -> int:
+        path = self.options.report_dir / "quarantine"
+        rows = rejected.select("entity", "pk", "sk", F.col("problem").alias("reason"), "source_key", "item")
+        rows.coalesce(1).write.mode("overwrite").json(str(path))
+        self.figures["quarantine"] = str(path)
+        return rejected.count()
+
+    def _validate(self, items: DataFrame) -> None:
+        with self.stages.stage("validate", "Great Expectations on the items") as stage:
+            docs = self.options.report_dir / "data_docs"
+            report = validate_items(items, self.mapping.name, self.mapping.target.key.sort is not None, docs)
+            stage.rows = report.evaluated_rows
+            failed = [o for o in report.outcomes if not o.success]
+            stage.detail = f"{len(report.outcomes) - len(failed)}/{len(report.outcomes)} expectations met"
+        self.figures["validation"] = {
+            "suite": report.suite,
+            "success": report.success,
+            "data_docs": str(docs / "index.html"),
+            "expectations": [
+                {"name": o.name, "column": o.column, "success": o.success, "unexpected": o.unexpected_count,
+                 "severity": o.severity}
+                for o in report.outcomes
+            ],
+        }
+        if not report.success:
+            names = ", ".join(f"{o.name}({o.column})" for o in failed if o.severity == "critical")
+            raise ValidationFailedError(f"critical expectations failed: {names}; nothing was written. See {docs}/index.html")
+
+    def _write(self, items: DataFrame) -> None:
+        settings = write_settings(self.mapping, self.options)
+        client = dynamodb_client(settings)
+        if self.options.create_table and ensure_table(client, table_spec(self.mapping)):
+            self.console.print(f"  created table {settings.table} (on-demand) at {settings.endpoint_url or 'AWS'}")
+        budget = f"{settings.units_per_second:,.0f} WCU/s" if settings.units_per_second else "no WCU limit"
+        with self.stages.stage("write", f"BatchWriteItem into {settings.table}, {budget}, {task_slots(self.spark)} tasks") as stage:
+            result = write_items(items, settings)
+            stage.rows = result.items_written
+            stage.detail = f"{result.wcu_consumed:,.0f} WCU, {result.throttled_requests} throttled, {result.retries} retries"
+        self.figures.update(
+            items_written=result.items_written,
+            wcu_consumed=result.wcu_consumed,
+            throttled_requests=result.throttled_requests,
+            retries=result.retries,
+            batches=result.batches,
+        )
+        if result.failed_count:
+            path = self.options.report_dir / "dead_letter"
+            result.failed.coalesce(1).write.mode("overwrite").json(str(path))
+            self.figures["dead_letter"] = str(path)
+            self.figures["items_rejected"] += result.failed_count
+            raise WriteFailedError(result.failed_count, str(path))
+
+    def _reconcile(self, items: DataFrame) -> None:
+        settings = write_settings(self.mapping, self.options)
+        key = self.mapping.target.key
+        with self.stages.stage("reconcile", f"scanning {settings.table} and comparing item digests") as stage:
+            expected = expected_digests(items)
+            actual = scan_digests(self.spark, settings, max(2, task_slots(self.spark)), key.partition, key.sort)
+            result = reconcile(expected, actual)
+            stage.rows = result.found + result.extra
+            stage.detail = f"{result.missing} missing, {result.mismatched} different, {result.extra} extra"
+        items.unpersist()
+        self.figures.update(items_lost=result.missing, items_mismatched=result.mismatched)
+        self.figures["reconcile"] = {
+            "expected": result.expected,
+            "found": result.found,
+            "missing": result.missing,
+            "mismatched": result.mismatched,
+            "extra": result.extra,
+            "by_entity": result.by_entity,
+            "missing_sample": [list(k) for k in result.missing_sample],
+            "mismatched_sample": [list(k) for k in result.mismatched_sample],
+            "extra_sample": [list(k) for k in result.extra_sample],
+        }
+
+    def _write_report(self) -> None:
+        path = self.options.report_dir / "report.json"
+        path.write_text(json.dumps(self.figures, indent=2, default=str) + "\n", encoding="utf-8")
+        self.figures["report"] = str(path)

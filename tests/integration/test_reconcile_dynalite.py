@@ -1,0 +1,100 @@
+"""Write through write_items, Scan back with scan_digests, and reconcile against dynalite.
+
+`dynamodb_endpoint` comes before `spark` in every test for the reason given in test_writer_dynalite.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import boto3
+import pytest
+
+from jobs.dynamo import TableSpec, delete_table, ensure_table, write_items
+from jobs.reconcile import expected_digests, reconcile, scan_digests
+from tests.integration.test_writer_dynalite import STORE, items_frame, settings_for
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def client(dynamodb_endpoint):
+    return boto3.client("dynamodb", endpoint_url=dynamodb_endpoint, region_name="us-east-1")
+
+
+def fresh_table(client, spec: TableSpec) -> TableSpec:
+    named = TableSpec(f"{spec.name}-{uuid.uuid4().hex[:8]}", spec.partition_key, spec.sort_key, spec.indexes)
+    ensure_table(client, named)
+    return named
+
+
+@pytest.fixture
+def store(client):
+    spec = fresh_table(client, STORE)
+    yield spec
+    delete_table(client, spec.name)
+
+
+@pytest.fixture
+def users(client):
+    spec = fresh_table(client, TableSpec("Users", "PK"))
+    yield spec
+    delete_table(client, spec.name)
+
+
+def test_what_was_written_reconciles_and_tampering_shows_up_exactly(dynamodb_endpoint, spark, client, store):
+    items = items_frame(spark, 300).cache()
+    settings = settings_for(dynamodb_endpoint, store.name, units_per_second=1000.0)
+    written = write_items(items, settings)
+    assert (written.items_written, written.failed_count) == (300, 0)
+    expected = expected_digests(items).cache()
+
+    clean = reconcile(expected, scan_digests(spark, settings, segments=4, partition_key="PK", sort_key="SK"))
+
+    assert clean.ok
+    assert (clean.expected, clean.found, clean.missing, clean.extra, clean.mismatched) == (300, 300, 0, 0, 0)
+    assert clean.by_entity == {
+        "customer": {"expected": 30, "missing": 0, "mismatched": 0},
+        "order": {"expected": 270, "missing": 0, "mismatched": 0},
+    }
+
+    client.delete_item(TableName=store.name, Key={"PK": {"S": "CUSTOMER#7"}, "SK": {"S": "ORDER#00007"}})
+    client.update_item(
+        TableName=store.name,
+        Key={"PK": {"S": "CUSTOMER#10"}, "SK": {"S": "PROFILE#10"}},
+        UpdateExpression="SET #t = :t",
+        ExpressionAttributeNames={"#t": "total"},
+        ExpressionAttributeValues={":t": {"N": "10.51"}},
+    )
+    client.put_item(TableName=store.name, Item={"PK": {"S": "CUSTOMER#999"}, "SK": {"S": "STRAY"}})
+
+    tampered = reconcile(expected, scan_digests(spark, settings, segments=3, partition_key="PK", sort_key="SK"))
+
+    assert (tampered.expected, tampered.found, tampered.missing, tampered.extra, tampered.mismatched) == (
+        300, 299, 1, 1, 1,
+    )
+    assert tampered.missing_sample == (("CUSTOMER#7", "ORDER#00007"),)
+    assert tampered.mismatched_sample == (("CUSTOMER#10", "PROFILE#10"),)
+    assert tampered.extra_sample == (("CUSTOMER#999", "STRAY"),)
+    assert tampered.by_entity == {
+        "customer": {"expected": 30, "missing": 0, "mismatched": 1},
+        "order": {"expected": 270, "missing": 1, "mismatched": 0},
+    }
+
+
+def test_a_table_without_a_sort_key_reconciles(dynamodb_endpoint, spark, client, users):
+    items = items_frame(spark, 60, sort_key=False)
+    settings = settings_for(dynamodb_endpoint, users.name)
+    assert write_items(items, settings).items_written == 60
+
+    result = reconcile(expected_digests(items), scan_digests(spark, settings, segments=2, partition_key="PK"))
+
+    assert result.ok and result.found == 60
+
+
+def test_a_wrong_key_attribute_name_is_reported_not_guessed(dynamodb_endpoint, spark, client, users):
+    settings = settings_for(dynamodb_endpoint, users.name)
+    client.put_item(TableName=users.name, Item={"PK": {"S": "U#1"}})
+
+    with pytest.raises(Exception, match="no key attribute 'id'"):
+        scan_digests(spark, settings, segments=1, partition_key="id").collect()

@@ -1,0 +1,259 @@
+"""write_items and the table helpers against dynalite, which is as strict as DynamoDB about what it accepts.
+
+Fixture order matters: `dynamodb_endpoint` before `spark`, because the endpoint fixture puts the
+dummy AWS credentials in the environment and Python workers only see the environment the JVM
+started with.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import time
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import boto3
+import pytest
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.types import IntegerType, LongType, StringType, StructField, StructType
+
+from jobs.dynamo import (
+    IndexSpec,
+    TableSpec,
+    WriteSettings,
+    delete_table,
+    dynamodb_client,
+    ensure_table,
+    table_exists,
+    task_slots,
+    write_items,
+)
+
+pytestmark = pytest.mark.integration
+
+ITEMS_SCHEMA = StructType(
+    [
+        StructField("entity", StringType(), False),
+        StructField("pk", StringType(), False),
+        StructField("sk", StringType(), True),
+        StructField("item", StringType(), False),
+        StructField("size", LongType(), False),
+        StructField("wcu", IntegerType(), False),
+    ]
+)
+
+STORE = TableSpec("Store", "PK", "SK", (IndexSpec("GSI1", "GSI1PK", "GSI1SK"),))
+
+
+def b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode("ascii")
+
+
+def mixed_item(n: int) -> tuple[str, str, str, dict[str, Any]]:
+    """entity, pk, sk, item: every DynamoDB type, nesting, set, awkward number and empty string."""
+    pk = f"CUSTOMER#{n % 40}"  # item collections: several items per partition key
+    if n % 10 == 0:
+        entity, sk = "customer", f"PROFILE#{n}"
+        extra = {"GSI1PK": {"S": f"EMAIL#c{n}@example.com"}, "GSI1SK": {"S": "PROFILE"}}
+    else:
+        entity, sk, extra = "order", f"ORDER#{n:05d}", {}
+    item = {
+        "PK": {"S": pk},
+        "SK": {"S": sk},
+        **extra,
+        "total": {"N": f"{n}.50"},  # DynamoDB hands it back as n.5
+        "big": {"N": "1234567890123456789012345678901234567" + str(n % 10)},  # 38 digits
+        "tiny": {"N": "0.000000000000000000000000000000000001"},
+        "neg": {"N": f"-{n}.000"},
+        "lines": {
+            "L": [
+                {"M": {"sku": {"S": f"SKU-{n}"}, "qty": {"N": "2"}, "price": {"N": "9.90"}}},
+                {"NULL": True},
+                {"L": [{"BOOL": True}, {"S": "ünïcödé"}]},
+            ]
+        },
+        "meta": {"M": {"tags": {"SS": ["vip", "eu", f"t{n}"]}, "nested": {"M": {"deep": {"N": "0100"}}}}},
+        "blob": {"B": b64(bytes([n % 256, 0, 255]))},
+        "blobs": {"BS": [b64(b"\x01"), b64(bytes([n % 200 + 2]))]},
+        "ns": {"NS": ["3.50", "-2", "1E+3"]},
+        "empty": {"S": ""},
+        "flag": {"BOOL": n % 2 == 0},
+        "nothing": {"NULL": True},
+    }
+    if n % 25 == 0:
+        item["notes"] = {"S": "x" * 2200}  # about 2.6 KB: 3 write units
+    return entity, pk, sk, item
+
+
+def items_frame(spark: SparkSession, count: int, sort_key: bool = True) -> DataFrame:
+    rows = []
+    for n in range(count):
+        entity, pk, sk, item = mixed_item(n)
+        if not sort_key:
+            pk, sk = f"{pk}#{n}", None
+            item = {k: v for k, v in item.items() if k != "SK"} | {"PK": {"S": pk}}
+        text = json.dumps(item)
+        # A stand-in for the real size (computed upstream): close enough, as the items sit well
+        # inside their 1 KB steps.
+        size = len(text.encode("utf-8"))
+        rows.append((entity, pk, sk, text, size, math.ceil(size / 1024)))
+    return spark.createDataFrame(rows, ITEMS_SCHEMA)
+
+
+@pytest.fixture
+def client(dynamodb_endpoint):
+    return boto3.client("dynamodb", endpoint_url=dynamodb_endpoint, region_name="us-east-1")
+
+
+@pytest.fixture
+def store(client):
+    """A fresh Store-shaped table with a unique name, dropped afterwards."""
+    spec = TableSpec(f"Store-{uuid.uuid4().hex[:8]}", STORE.partition_key, STORE.sort_key, STORE.indexes)
+    ensure_table(client, spec)
+    yield spec
+    delete_table(client, spec.name)
+
+
+def settings_for(endpoint: str, table: str, **overrides: Any) -> WriteSettings:
+    return WriteSettings(**{"table": table, "endpoint_url": endpoint, "region": "us-east-1", "units_per_second": None, **overrides})
+
+
+def scan_all(client, table: str) -> list[dict[str, Any]]:
+    pages = client.get_paginator("scan").paginate(TableName=table, ConsistentRead=True)
+    return [item for page in pages for item in page["Items"]]
+
+
+# --- tables -------------------------------------------------------------------------------------
+
+
+def test_ensure_table_creates_once_with_indexes_and_delete_removes_it(client):
+    spec = TableSpec(f"Tbl-{uuid.uuid4().hex[:8]}", "PK", "SK", (IndexSpec("GSI1", "GSI1PK", "GSI1SK"),))
+
+    assert ensure_table(client, spec) is True
+    assert ensure_table(client, spec) is False
+
+    table = client.describe_table(TableName=spec.name)["Table"]
+    assert table["TableStatus"] == "ACTIVE"
+    assert table["KeySchema"] == [
+        {"AttributeName": "PK", "KeyType": "HASH"},
+        {"AttributeName": "SK", "KeyType": "RANGE"},
+    ]
+    (index,) = table["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == "GSI1" and index["Projection"] == {"ProjectionType": "ALL"}
+    assert {a["AttributeName"]: a["AttributeType"] for a in table["AttributeDefinitions"]} == dict.fromkeys(
+        ["PK", "SK", "GSI1PK", "GSI1SK"], "S"
+    )
+
+    delete_table(client, spec.name)
+    assert not table_exists(client, spec.name)
+    delete_table(client, spec.name)  # already gone: nothing to do
+
+
+# --- writing ------------------------------------------------------------------------------------
+
+
+def test_write_items_within_a_budget_writes_every_item_intact(dynamodb_endpoint, spark, client, store):
+    items = items_frame(spark, 300).cache()
+    total_wcu = items.agg({"wcu": "sum"}).first()[0]
+    budget = 200.0
+    settings = settings_for(dynamodb_endpoint, store.name, units_per_second=budget)
+
+    started = time.monotonic()
+    result = write_items(items, settings)
+    elapsed = time.monotonic() - started
+
+    assert result.failed_count == 0 and result.failed.count() == 0
+    assert result.items_written == 300
+    assert result.wcu_consumed == total_wcu  # dynalite reports the base table's units only
+    assert result.batches >= math.ceil(300 / 25)
+    # A lower bound only, so it cannot flake: the busiest task carries at least half the units,
+    # starts with one second of its share and earns the rest at its share of the budget.
+    share = budget / task_slots(spark)
+    assert elapsed >= (total_wcu / task_slots(spark) - share) / share
+
+    stored = {(i["PK"]["S"], i["SK"]["S"]): i for i in scan_all(client, store.name)}
+    assert len(stored) == 300
+    _, _, _, sent = mixed_item(7)
+    got = stored[("CUSTOMER#7", "ORDER#00007")]
+    assert got["blob"] == {"B": bytes([7, 0, 255])}  # raw bytes, not base64 text stored as bytes
+    assert got["big"] == {"N": "12345678901234567890123456789012345677"}
+    assert Decimal(got["total"]["N"]) == Decimal("7.50")
+    assert got["empty"] == {"S": ""}
+    assert got["lines"] == {
+        "L": [
+            {"M": {"sku": {"S": "SKU-7"}, "qty": {"N": "2"}, "price": {"N": "9.9"}}},
+            {"NULL": True},
+            {"L": [{"BOOL": True}, {"S": "ünïcödé"}]},
+        ]
+    }
+    assert sorted(got["meta"]["M"]["tags"]["SS"]) == ["eu", "t7", "vip"]
+
+
+def test_write_items_without_a_budget(dynamodb_endpoint, spark, client, store):
+    result = write_items(items_frame(spark, 120), settings_for(dynamodb_endpoint, store.name))
+
+    assert (result.items_written, result.failed_count, result.throttled_requests) == (120, 0, 0)
+    assert len(scan_all(client, store.name)) == 120
+
+
+@dataclass(frozen=True)
+class DroppingClientFactory:
+    """Builds a real client that never lets some partition keys through: DynamoDB answering UnprocessedItems forever.
+
+    Module level, so Spark pickles it by reference and the executors import it from this file.
+    """
+
+    drop: frozenset[str]
+
+    def __call__(self, settings: WriteSettings) -> Any:
+        return DroppingClient(dynamodb_client(settings), self.drop)
+
+
+class DroppingClient:
+    def __init__(self, real: Any, drop: frozenset[str]):
+        self._real = real
+        self._drop = drop
+
+    def batch_write_item(self, RequestItems: dict[str, list[dict]], **kwargs: Any) -> dict[str, Any]:
+        ((table, requests),) = RequestItems.items()
+        dropped = [r for r in requests if r["PutRequest"]["Item"]["SK"]["S"] in self._drop]
+        kept = [r for r in requests if r not in dropped]
+        response = self._real.batch_write_item(RequestItems={table: kept}, **kwargs) if kept else {}
+        response["UnprocessedItems"] = {table: dropped} if dropped else {}
+        return response
+
+
+def test_items_dynamodb_never_takes_come_back_failed_with_reasons(dynamodb_endpoint, spark, client, store):
+    items = items_frame(spark, 100)
+    drop = frozenset({"ORDER#00003", "ORDER#00042", "PROFILE#90"})
+    settings = settings_for(dynamodb_endpoint, store.name, max_attempts=3, base_delay=0.01, max_delay=0.05)
+
+    result = write_items(items, settings, client_factory=DroppingClientFactory(drop))
+
+    assert result.failed_count == 3
+    assert result.items_written == 97
+    # Every call carrying a dropped item counts as throttled; each such batch is resent twice.
+    assert result.throttled_requests >= 3 and result.retries >= 2
+    failed = {r.sk: r for r in result.failed.collect()}
+    assert set(failed) == drop
+    for sk, row in failed.items():
+        assert row.reason == "UnprocessedItems; gave up after 3 attempts"
+        assert json.loads(row.item)["SK"] == {"S": sk}  # the dead letter holds the item as given
+    assert failed["PROFILE#90"].entity == "customer" and failed["PROFILE#90"].pk == "CUSTOMER#10"
+    assert len(scan_all(client, store.name)) == 97
+
+
+def test_an_item_dynamodb_rejects_fails_alone(dynamodb_endpoint, spark, client, store):
+    items = items_frame(spark, 30)
+    bad = {"PK": {"S": "CUSTOMER#bad"}, "SK": {"S": "PROFILE"}, "tags": {"SS": []}}  # empty sets are invalid
+    bad_row = spark.createDataFrame([("customer", "CUSTOMER#bad", "PROFILE", json.dumps(bad), 40, 1)], ITEMS_SCHEMA)
+
+    result = write_items(items.unionByName(bad_row), settings_for(dynamodb_endpoint, store.name))
+
+    assert result.items_written == 30
+    ((row),) = result.failed.collect()
+    assert row.pk == "CUSTOMER#bad" and row.reason.startswith("ValidationException: ")

@@ -1,0 +1,401 @@
+"""write_partition against a fake DynamoDB client and a fake clock: batching, backoff, rate, failures.
+
+The fake sits at a boundary we own (the client factory); the same code runs against dynalite in
+tests/integration/test_writer_dynalite.py.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import pytest
+from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError
+from pyspark.sql import Row
+
+from jobs.dynamo import (
+    FAILED,
+    MAX_BATCH,
+    STATS,
+    TaskStats,
+    WriteSettings,
+    backoff_delay,
+    batches,
+    write_partition,
+    pending_items,
+)
+
+TABLE = "Store"
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+@dataclass
+class Call:
+    at: float
+    items: list[dict[str, Any]]
+    return_consumed_capacity: str
+
+
+Action = Callable[[list[dict[str, Any]]], dict[str, Any]]
+
+
+def ok(items: list[dict[str, Any]], units_per_item: float = 1.0) -> dict[str, Any]:
+    return {
+        "UnprocessedItems": {},
+        "ConsumedCapacity": [{"TableName": TABLE, "CapacityUnits": units_per_item * len(items)}],
+    }
+
+
+def unprocess_last(n: int) -> Action:
+    def action(items: list[dict[str, Any]]) -> dict[str, Any]:
+        kept, dropped = items[:-n], items[-n:]
+        response = ok(kept)
+        response["UnprocessedItems"] = {TABLE: [{"PutRequest": {"Item": item}} for item in dropped]}
+        return response
+
+    return action
+
+
+def client_error(code: str, status: int = 400) -> ClientError:
+    return ClientError(
+        {"Error": {"Code": code, "Message": f"{code} from the fake"}, "ResponseMetadata": {"HTTPStatusCode": status}},
+        "BatchWriteItem",
+    )
+
+
+def raising(exc: Exception) -> Action:
+    def action(items: list[dict[str, Any]]) -> dict[str, Any]:
+        raise exc
+
+    return action
+
+
+class FakeDynamo:
+    """Records every BatchWriteItem call with the fake time it arrived; answers from a script, then `default`."""
+
+    def __init__(self, clock: FakeClock, script: list[Action] | None = None, default: Action = ok):
+        self.clock = clock
+        self.script = list(script or [])
+        self.default = default
+        self.calls: list[Call] = []
+
+    def batch_write_item(self, RequestItems: dict[str, list[dict]], ReturnConsumedCapacity: str) -> dict[str, Any]:
+        assert list(RequestItems) == [TABLE]
+        items = [request["PutRequest"]["Item"] for request in RequestItems[TABLE]]
+        self.calls.append(Call(self.clock.now, items, ReturnConsumedCapacity))
+        action = self.script.pop(0) if self.script else self.default
+        return action(items)
+
+
+def item_row(n: int, wcu: int = 1, sk: str | None = "PROFILE", entity: str = "customer") -> Row:
+    item = {"PK": {"S": f"CUSTOMER#{n}"}, "n": {"N": str(n)}}
+    if sk is not None:
+        item["SK"] = {"S": sk}
+    return Row(entity=entity, pk=f"CUSTOMER#{n}", sk=sk, item=json.dumps(item), wcu=wcu)
+
+
+def settings(**overrides: Any) -> WriteSettings:
+    values = dict(table=TABLE, endpoint_url=None, region="us-east-1", units_per_second=None)
+    return WriteSettings(**{**values, **overrides})
+
+
+def run(rows, fake: FakeDynamo, clock: FakeClock, task_rate: float | None = None, seed: int = 7, **overrides):
+    """All outcomes of one task: FailedItem tuples, then the TaskStats tuple last."""
+    out = list(
+        write_partition(
+            rows,
+            settings(**overrides),
+            task_rate,
+            client_factory=lambda _settings: fake,
+            clock=clock,
+            sleep=clock.sleep,
+            rng=random.Random(seed),
+        )
+    )
+    assert out[-1][0] == STATS and all(o[0] == FAILED for o in out[:-1])
+    return out[:-1], TaskStats(*out[-1])
+
+
+def keys_of(items: list[dict[str, Any]]) -> list[tuple[str, str | None]]:
+    return [(i["PK"]["S"], i.get("SK", {}).get("S")) for i in items]
+
+
+# --- batching ---------------------------------------------------------------------------------
+
+
+def test_batches_hold_at_most_25_items_and_all_items_are_sent_once():
+    clock = FakeClock()
+    fake = FakeDynamo(clock)
+
+    failed, stats = run([item_row(n) for n in range(60)], fake, clock)
+
+    assert [len(c.items) for c in fake.calls] == [25, 25, 10]
+    assert sorted(k for c in fake.calls for k in keys_of(c.items)) == sorted(
+        (f"CUSTOMER#{n}", "PROFILE") for n in range(60)
+    )
+    assert failed == []
+    assert stats == TaskStats(STATS, written=60, wcu_consumed=60.0, throttled=0, retries=0, batches=3)
+    assert {c.return_consumed_capacity for c in fake.calls} <= {"TOTAL", "INDEXES"}
+
+
+def test_a_repeated_key_starts_a_new_batch():
+    rows = [item_row(1), item_row(2), item_row(1), item_row(3), item_row(3)]
+
+    sizes = [len(b) for b in batches(pending_items(rows))]
+
+    assert sizes == [2, 2, 1]
+    for batch in batches(pending_items(rows)):
+        keys = [(p.pk, p.sk) for p in batch]
+        assert len(keys) == len(set(keys))
+
+
+def test_same_partition_key_with_different_sort_keys_share_a_batch():
+    rows = [item_row(1, sk=f"ORDER#{i}") for i in range(MAX_BATCH)]
+
+    assert [len(b) for b in batches(pending_items(rows))] == [MAX_BATCH]
+
+
+def test_items_are_sent_as_parsed_wire_json_with_binary_as_bytes():
+    clock = FakeClock()
+    fake = FakeDynamo(clock)
+    item = {
+        "PK": {"S": "CUSTOMER#1"},
+        "SK": {"S": "PROFILE"},
+        "n": {"N": "1.50"},
+        "b": {"B": "AAE="},
+        "bs": {"BS": ["AAE=", "/w=="]},
+        "m": {"M": {"a": {"L": [{"S": "x"}, {"NULL": True}, {"B": "AAI="}]}}},
+        "ss": {"SS": ["b", "a"]},
+    }
+    row = Row(entity="customer", pk="CUSTOMER#1", sk="PROFILE", item=json.dumps(item), wcu=1)
+
+    run([row], fake, clock)
+
+    sent = fake.calls[0].items[0]
+    # botocore base64-encodes bytes itself: passing the base64 text would store it encoded twice.
+    assert sent["b"] == {"B": b"\x00\x01"}
+    assert sent["bs"] == {"BS": [b"\x00\x01", b"\xff"]}
+    assert sent["m"] == {"M": {"a": {"L": [{"S": "x"}, {"NULL": True}, {"B": b"\x00\x02"}]}}}
+    assert sent["n"] == {"N": "1.50"}
+    assert sent["ss"] == {"SS": ["b", "a"]}
+
+
+# --- unprocessed items and backoff ------------------------------------------------------------
+
+
+def test_unprocessed_items_are_resent_after_a_pause_not_immediately():
+    clock = FakeClock()
+    fake = FakeDynamo(clock, script=[unprocess_last(5)])
+
+    failed, stats = run([item_row(n) for n in range(20)], fake, clock)
+
+    first, second = fake.calls
+    assert second.items == first.items[-5:]
+    assert second.at > first.at
+    assert failed == []
+    assert stats.written == 20
+    assert (stats.throttled, stats.retries, stats.batches) == (1, 1, 2)
+
+
+def test_unprocessed_items_are_matched_even_when_dynamodb_respells_them():
+    clock = FakeClock()
+
+    def respell(items):
+        # DynamoDB may hand numbers back normalized: "1.50" as "1.5".
+        response = ok(items[:-1])
+        back = dict(items[-1], n={"N": "1.5"})
+        response["UnprocessedItems"] = {TABLE: [{"PutRequest": {"Item": back}}]}
+        return response
+
+    fake = FakeDynamo(clock, script=[respell])
+    item = json.dumps({"PK": {"S": "CUSTOMER#9"}, "SK": {"S": "PROFILE"}, "n": {"N": "1.50"}})
+    rows = [item_row(1), Row(entity="customer", pk="CUSTOMER#9", sk="PROFILE", item=item, wcu=1)]
+
+    failed, stats = run(rows, fake, clock)
+
+    assert keys_of(fake.calls[1].items) == [("CUSTOMER#9", "PROFILE")]
+    assert stats.written == 2 and failed == []
+
+
+def test_backoff_grows_exponentially_with_jitter_inside_bounds():
+    clock = FakeClock()
+    fake = FakeDynamo(clock, default=raising(client_error("ProvisionedThroughputExceededException")))
+
+    failed, stats = run([item_row(1)], fake, clock, max_attempts=8, base_delay=0.1, max_delay=1.0)
+
+    assert len(clock.slept) == 7  # between 8 attempts; no token bucket, so every sleep is a backoff
+    for retry, slept in enumerate(clock.slept, start=1):
+        ceiling = min(1.0, 0.1 * 2 ** (retry - 1))
+        assert ceiling / 2 <= slept <= ceiling
+    assert len(set(clock.slept)) == len(clock.slept)
+    assert (stats.throttled, stats.retries, stats.batches, stats.written) == (8, 7, 8, 0)
+    assert len(failed) == 1
+
+
+def test_backoff_jitter_differs_between_tasks_and_never_reaches_zero():
+    class Extreme(random.Random):
+        def __init__(self, pick: float):
+            super().__init__()
+            self.pick = pick
+
+        def uniform(self, a: float, b: float) -> float:
+            return a + (b - a) * self.pick
+
+    assert backoff_delay(1, 0.05, 5.0, Extreme(0.0)) == pytest.approx(0.025)
+    assert backoff_delay(1, 0.05, 5.0, Extreme(1.0)) == pytest.approx(0.05)
+    assert backoff_delay(4, 0.05, 5.0, Extreme(0.0)) == pytest.approx(0.2)
+    assert backoff_delay(20, 0.05, 5.0, Extreme(1.0)) == pytest.approx(5.0)  # capped
+    one = [backoff_delay(r, 0.05, 5.0, random.Random(1)) for r in range(1, 6)]
+    other = [backoff_delay(r, 0.05, 5.0, random.Random(2)) for r in range(1, 6)]
+    assert one != other
+
+
+@pytest.mark.parametrize(
+    "error, throttled",
+    [
+        (client_error("ProvisionedThroughputExceededException"), 1),
+        (client_error("ThrottlingException"), 1),
+        (client_error("RequestLimitExceeded"), 1),
+        (client_error("InternalServerError", status=500), 0),
+        (client_error("ServiceUnavailable", status=503), 0),
+        (EndpointConnectionError(endpoint_url="http://127.0.0.1:1"), 0),
+        (ConnectionClosedError(endpoint_url="http://127.0.0.1:1"), 0),
+    ],
+    ids=lambda value: type(value).__name__ if not isinstance(value, int) else str(value),
+)
+def test_retryable_errors_are_resent_after_backoff(error, throttled):
+    clock = FakeClock()
+    fake = FakeDynamo(clock, script=[raising(error)])
+
+    failed, stats = run([item_row(n) for n in range(3)], fake, clock)
+
+    assert failed == []
+    assert fake.calls[1].items == fake.calls[0].items
+    assert fake.calls[1].at > fake.calls[0].at
+    assert (stats.written, stats.retries, stats.throttled) == (3, 1, throttled)
+
+
+# --- giving up --------------------------------------------------------------------------------
+
+
+def test_exhausted_retries_yield_every_item_as_failed_with_a_reason():
+    clock = FakeClock()
+    fake = FakeDynamo(clock, default=unprocess_last(MAX_BATCH))
+    rows = [item_row(n) for n in range(3)]
+
+    failed, stats = run(rows, fake, clock, max_attempts=4)
+
+    assert len(fake.calls) == 4
+    assert sorted(failed) == sorted(
+        (FAILED, r.entity, r.pk, r.sk, r.item, "UnprocessedItems; gave up after 4 attempts") for r in rows
+    )
+    assert (stats.written, stats.throttled, stats.retries, stats.batches) == (0, 4, 3, 4)
+
+
+def test_only_the_items_left_over_fail():
+    clock = FakeClock()
+    fake = FakeDynamo(clock, default=unprocess_last(1))
+
+    failed, stats = run([item_row(n) for n in range(30)], fake, clock, max_attempts=3)
+
+    # First batch of 25: 24 written at once, then the last one is dropped twice more.
+    # Second batch of 5: the same.
+    assert [f[2] for f in failed] == ["CUSTOMER#24", "CUSTOMER#29"]
+    assert stats.written == 28
+
+
+def test_throttling_errors_that_never_stop_name_the_error_in_the_reason():
+    clock = FakeClock()
+    fake = FakeDynamo(clock, default=raising(client_error("ThrottlingException")))
+
+    failed, _ = run([item_row(1)], fake, clock, max_attempts=2)
+
+    assert [f.reason for f in failed] == ["ThrottlingException; gave up after 2 attempts"]
+
+
+def test_an_invalid_item_fails_alone_and_the_rest_of_its_batch_is_written():
+    clock = FakeClock()
+
+    def reject_bad(items):
+        if any(i["PK"]["S"] == "CUSTOMER#bad" for i in items):
+            raise client_error("ValidationException")
+        return ok(items)
+
+    fake = FakeDynamo(clock, default=reject_bad)
+    bad = Row(entity="customer", pk="CUSTOMER#bad", sk="PROFILE", item=json.dumps({"PK": {"S": "CUSTOMER#bad"}}), wcu=1)
+
+    failed, stats = run([item_row(1), bad, item_row(2)], fake, clock)
+
+    assert [(f.pk, f.reason) for f in failed] == [("CUSTOMER#bad", "ValidationException: ValidationException from the fake")]
+    assert stats.written == 2
+
+
+def test_errors_that_no_resend_can_fix_stop_the_task():
+    clock = FakeClock()
+    fake = FakeDynamo(clock, default=raising(client_error("ResourceNotFoundException")))
+
+    with pytest.raises(ClientError, match="ResourceNotFoundException"):
+        run([item_row(1)], fake, clock)
+    assert len(fake.calls) == 1
+
+
+# --- rate ---------------------------------------------------------------------------------------
+
+
+def test_task_rate_bounds_the_units_sent_at_every_moment():
+    clock = FakeClock()
+    fake = FakeDynamo(clock)
+    rate = 50.0
+
+    _, stats = run([item_row(n, wcu=2) for n in range(100)], fake, clock, task_rate=rate)
+
+    sent = 0
+    for call in fake.calls:
+        sent += 2 * len(call.items)
+        # capacity is one second of the rate: no more than that ahead of the rate, ever
+        assert sent <= rate + rate * call.at + 1e-9
+    assert clock.now == pytest.approx((200 - rate) / rate)
+    assert stats.written == 100
+
+
+def test_capacity_consumed_beyond_the_estimate_slows_the_task_down():
+    clock = FakeClock()
+    fake = FakeDynamo(clock, default=lambda items: ok(items, units_per_item=2.0))
+    rate = 10.0
+
+    _, stats = run([item_row(n, wcu=1) for n in range(50)], fake, clock, task_rate=rate)
+
+    assert stats.wcu_consumed == 100.0
+    # 100 units consumed; the one-second bucket and the last batch's unpaid extra (25) come free.
+    assert clock.now >= (100 - rate - 25) / rate
+
+
+def test_without_a_budget_nothing_waits():
+    clock = FakeClock()
+    fake = FakeDynamo(clock)
+
+    run([item_row(n, wcu=5) for n in range(100)], fake, clock, task_rate=None)
+
+    assert clock.slept == []
+
+
+def test_an_empty_partition_reports_zeros():
+    clock = FakeClock()
+
+    failed, stats = run([], FakeDynamo(clock), clock)
+
+    assert failed == [] and stats == TaskStats(STATS, 0, 0.0, 0, 0, 0)
