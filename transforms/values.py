@@ -11,7 +11,6 @@ DynamoDB's 38 significant digits and its exponent range.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from pyspark.sql import Column
@@ -92,59 +91,18 @@ def binary_value(data: Column) -> Value:
     return Value(F.concat(F.lit('{"B":"'), base64_text(data), F.lit('"}')), F.length(data), no_problem())
 
 
-def let(value: Column, body: Callable[[Column], Column]) -> Column:
-    """Bind value to a lambda variable, so the body may use it many times without copying its tree.
-
-    Spark SQL has no LET; without this, every reuse of a sub-expression copies it into the
-    plan, and the number normalization below would grow to thousands of nodes per column.
-    """
-    return F.element_at(F.transform(F.array(value), body), 1)
-
-
 def plain_decimal(text: Column) -> Column:
-    """Decimal text in any notation ('-001.500', '1.0E-8', '12e3') -> shortest plain text ('-1.5').
+    """Decimal text -> DynamoDB's shortest form: '-001.500' -> '-1.5', '-0.000' -> '0'.
 
-    Text without an exponent (all of PostgreSQL's numeric output) takes a few regexes;
-    only exponent notation goes through the slower digit shifting below.
+    Exponent notation ('1e-07', as PostgreSQL prints small floats) is kept, upper-cased:
+    DynamoDB accepts it, and shifting digits in SQL would cost more than it is worth.
     """
-    return F.when(text.rlike("[eE]"), _shifted_decimal(text)).otherwise(_trimmed_decimal(text))
-
-
-def _trimmed_decimal(text: Column) -> Column:
-    t = F.regexp_replace(F.trim(text), r"^\+", "")
+    t = F.upper(F.regexp_replace(F.trim(text), r"^\+", ""))
     t = F.regexp_replace(t, r"^(-?)0+(?=[0-9])", "$1")  # leading zeros
-    t = F.regexp_replace(t, r"(\.[0-9]*?)0+$", "$1")  # trailing fraction zeros
-    t = F.regexp_replace(F.regexp_replace(t, r"\.$", ""), r"^(-?)\.", "${1}0.")
+    t = F.regexp_replace(t, r"(\.[0-9]*?)0+(?=$|E)", "$1")  # trailing fraction zeros
+    t = F.regexp_replace(F.regexp_replace(t, r"\.(?=$|E)", ""), r"^(-?)\.", "${1}0.")
+    t = F.regexp_replace(t, r"E\+?(-?)0*([0-9])", "E$1$2")  # E+07 -> E7, E-07 -> E-7
     return F.regexp_replace(t, r"^-(0)$", "$1")
-
-
-def _shifted_decimal(text: Column) -> Column:
-
-    def parts(t: Column) -> Column:
-        return F.struct(
-            t.startswith("-").alias("neg"),
-            F.concat(F.regexp_extract(t, r"^[-+]?([0-9]*)", 1), F.regexp_extract(t, r"^[-+]?[0-9]*\.([0-9]*)", 1))
-            .alias("digits"),
-            (F.length(F.regexp_extract(t, r"^[-+]?([0-9]*)", 1))
-             + F.coalesce(F.regexp_extract(t, r"E([-+]?[0-9]+)$", 1).cast("int"), F.lit(0))).alias("point"),
-        )
-
-    def place(p: Column) -> Column:
-        digits, point = p["digits"], p["point"]
-        shifted = (
-            F.when(point <= 0, F.concat(F.lit("0."), _zeros(-point), digits))
-            .when(point >= F.length(digits), F.concat(digits, _zeros(point - F.length(digits))))
-            .otherwise(F.concat(digits.substr(F.lit(1), point), F.lit("."), digits.substr(point + 1, F.lit(1_000_000))))
-        )
-        whole = F.regexp_replace(F.regexp_extract(shifted, r"^([0-9]*)", 1), "^0+", "")
-        fraction = F.regexp_replace(F.regexp_extract(shifted, r"\.([0-9]*)$", 1), "0+$", "")
-        magnitude = F.concat(
-            F.when(whole == "", F.lit("0")).otherwise(whole),
-            F.when(fraction == "", F.lit("")).otherwise(F.concat(F.lit("."), fraction)),
-        )
-        return let(magnitude, lambda m: F.when(p["neg"] & (m != "0"), F.concat(F.lit("-"), m)).otherwise(m))
-
-    return let(let(F.upper(F.trim(text)), parts), place)
 
 
 def _zeros(count: Column) -> Column:
@@ -152,46 +110,41 @@ def _zeros(count: Column) -> Column:
 
 
 def significant_digits(plain: Column) -> Column:
-    digits = F.regexp_replace(plain, r"[-.]", "")
+    digits = F.regexp_replace(F.regexp_replace(plain, "E.*$", ""), r"[-.]", "")
     return F.length(F.regexp_replace(F.regexp_replace(digits, "^0+", ""), "0+$", ""))
+
+
+NUMBER_TEXT_PATTERN = r"^[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?$"
 
 
 def number_value(text: Column, options: Options, what: str) -> Value:
     """Decimal text -> N, exactly; what does not fit is quarantined or kept as S, by policy."""
-
-    # No let() here: lambdas run interpreted, and this is the hottest expression of a run.
-    # Repeated sub-expressions are left to Spark's common-subexpression elimination.
-
-    def _number(t: Column, plain: Column, digits: Column) -> Column:
-        is_number = F.trim(t).rlike(r"^[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?$")
-        int_digits = F.length(F.regexp_replace(F.regexp_extract(plain, r"^-?([0-9]*)", 1), "^0+", ""))
-        leading_zeros = F.length(F.regexp_extract(plain, r"^-?0\.(0*)", 1))
-        fits = is_number & (digits <= MAX_DIGITS) & (int_digits <= 126) & (leading_zeros < 130)
-        reason = F.concat(
-            F.lit(f"{what}: "),
-            F.when(is_number, F.lit("number ")).otherwise(F.lit("value ")),
-            F.substring(t, 1, 60),
-            F.when(is_number, F.lit(f" does not fit DynamoDB (at most {MAX_DIGITS} significant digits)"))
-            .otherwise(F.lit(" is not a number")),
-        )
-        number_json = F.to_json(F.struct(plain.alias("N")))
-        number_size = F.ceil(F.greatest(digits, F.lit(1)) / 2).cast("long") + 1
-        if options.out_of_range_numbers == "string":
-            kept = string_value(t)
-            return F.struct(
-                F.when(fits, number_json).otherwise(kept.json).alias("json"),
-                F.when(fits, number_size).otherwise(kept.size).alias("size"),
-                no_problem().alias("problem"),
-            )
-        return F.struct(
-            F.when(fits, number_json).alias("json"),
-            F.when(fits, number_size).otherwise(F.lit(0).cast("long")).alias("size"),
-            F.when(~fits, reason).alias("problem"),
-        )
-
     plain = plain_decimal(text)
-    info = F.when(text.isNotNull(), _number(text, plain, significant_digits(plain)))
-    return Value(info["json"], info["size"], info["problem"])
+    digits = significant_digits(plain)
+    is_number = F.trim(text).rlike(NUMBER_TEXT_PATTERN)
+    # Integer digits (plain form) or the exponent bound the magnitude: DynamoDB holds 1E-130 .. 9.9E+125.
+    int_digits = F.length(F.regexp_extract(plain, r"^-?([1-9][0-9]*)", 1))
+    leading_zeros = F.length(F.regexp_extract(plain, r"^-?0\.(0*)", 1))
+    exponent = F.abs(F.coalesce(F.regexp_extract(plain, r"E([-+]?[0-9]+)$", 1).cast("int"), F.lit(0)))
+    fits = is_number & (digits <= MAX_DIGITS) & (int_digits <= 126) & (leading_zeros < 129) & (exponent <= 120)
+    number_json = F.to_json(F.struct(plain.alias("N")))
+    number_size = F.ceil(F.greatest(digits, F.lit(1)) / 2).cast("long") + 1
+    if options.out_of_range_numbers == "string":
+        kept = string_value(text)
+        return Value(
+            F.when(fits, number_json).otherwise(kept.json),
+            F.when(fits, number_size).otherwise(kept.size),
+            no_problem(),
+        )
+    reason = F.concat(
+        F.lit(f"{what}: "),
+        F.when(is_number, F.lit("number ")).otherwise(F.lit("value ")),
+        F.substring(text, 1, 60),
+        F.when(is_number, F.lit(f" does not fit DynamoDB (at most {MAX_DIGITS} significant digits)"))
+        .otherwise(F.lit(" is not a number")),
+    )
+    return Value(F.when(fits, number_json), F.when(fits, number_size).otherwise(F.lit(0).cast("long")),
+                 F.when(text.isNotNull() & ~fits, reason))
 
 
 INTEGRAL = (T.ByteType, T.ShortType, T.IntegerType, T.LongType)
