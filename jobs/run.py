@@ -13,7 +13,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from rich.console import Console
 
-from expectations.validate import validate_items
+from expectations.validate import validate_items, validate_source
 from jobs.dynamo import IndexSpec, TableSpec, WriteSettings, dynamodb_client, ensure_table, task_slots, write_items
 from jobs.progress import Stages
 from jobs.reconcile import expected_digests, reconcile, scan_digests
@@ -133,7 +133,20 @@ class Run:
             stage.rows = sum(counts.values())
             stage.detail = ", ".join(f"{name} {n:,}" for name, n in counts.items())
         self.figures["source_rows"] = counts
+        self._validate_sources(frames)
         return frames
+
+    def _validate_sources(self, frames: dict[str, DataFrame]) -> None:
+        """Custom source suites (expectations/suites/source.<table>.json), where there are any."""
+        docs = self.options.report_dir / "data_docs"
+        reports = [r for name, df in frames.items() if (r := validate_source(df, name, docs)) is not None]
+        self.figures["source_validation"] = [
+            {"suite": r.suite, "success": r.success,
+             "failed": [f"{o.name}({o.column})" for o in r.outcomes if not o.success]} for r in reports
+        ]
+        failed = [r.suite for r in reports if not r.success]
+        if failed:
+            raise ValidationFailedError(f"critical source expectations failed in {', '.join(failed)}; nothing was written")
 
     def _transform(self, frames: dict[str, DataFrame]) -> DataFrame:
         policy = self.mapping.policy

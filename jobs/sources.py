@@ -235,10 +235,8 @@ def select_expression(conn: Connection, column: ColumnInfo) -> tuple[str, str | 
         return q, INSTANT
     if column.data_type == "datetime":
         return q, LOCAL_TIMESTAMP
-    if column.data_type in MY_NATIVE and column.udt != "tinyint(1)":
-        return q, None
-    if column.udt == "tinyint(1)":
-        return f"({q} <> 0)", None
+    if column.data_type in MY_NATIVE:
+        return q, None  # BOOLEAN is tinyint(1): the driver reports it as BIT, Spark as boolean
     return f"CAST({q} AS CHAR)", None
 
 

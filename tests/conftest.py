@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
+from jobs.local_stack import LOCAL_AWS_ENV
 from jobs.spark import build_local_spark
+
+# Before any SparkSession starts: Python workers inherit the environment they start with,
+# and boto3 on the executors needs (dummy) credentials for dynalite. Tests never reach AWS.
+for _name, _value in LOCAL_AWS_ENV.items():
+    os.environ.setdefault(_name, _value)
 
 
 @pytest.fixture(scope="session")

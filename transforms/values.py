@@ -28,8 +28,6 @@ LOCAL_TIMESTAMP = "local_timestamp"  # timestamp without time zone, DATETIME: wa
 NULL_JSON = '{"NULL":true}'
 MAX_DIGITS = 38
 
-# One JSON token: a string, a number, a literal or a structural character.
-JSON_TOKEN = r'"(?:[^"\\]|\\.)*"|-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?|true|false|null|[{}\[\],:]'
 
 
 @dataclass(frozen=True)
@@ -188,60 +186,62 @@ def as_text(column: Column, dtype: T.DataType, kind: str | None) -> Column:
 # --- JSON text -> M / L ----------------------------------------------------------------------
 
 
+# One JSON token per alternative, each in its own group (1 key, 2 string, 3 number, 4 true/false,
+# 5 null, 6 '{', 7 '[', 8 '}', 9 ']'). Commas and white space stay where they are.
+JSON_TOKEN_GROUPS = (
+    r'("(?:[^"\\]|\\.)*")\s*:|("(?:[^"\\]|\\.)*")|(-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?)'
+    r"|(true|false)|(null)|(\{)|(\[)|(\})|(\])"
+)
+# Control characters cannot stand raw in JSON text, so they can tag tokens unambiguously.
+TAGS = [chr(0x11 + i) for i in range(10)]
+TAGGED = "".join(f"{TAGS[i]}${i + 1}" for i in range(9)) + TAGS[9]
+REWRITES = ("$1:", '{"S":$1}', '{"N":"$1"}', '{"BOOL":$1}', NULL_JSON, '{"M":{', '{"L":[', "}}", "]}")
+UNTAGGED = "[^\x11-\x1a]"
+
+
+def _tagged_token(kind: int, capture: bool = True) -> str:
+    """The regex of a kind-k token (1-based) in the tagged text: tags before, content, tags after."""
+    content = f"({UNTAGGED}+)" if capture else f"{UNTAGGED}+"
+    return "".join(TAGS[:kind]) + content + "".join(TAGS[kind:])
+
+
+def _count(tagged: Column, kind: int) -> Column:
+    marked = F.regexp_replace(tagged, _tagged_token(kind, capture=False), "\x1b")
+    return F.length(marked) - F.length(F.regexp_replace(marked, "\x1b", ""))
+
+
 def json_value(text: Column, what: str) -> Value:
-    """A JSON document (text) rewritten token by token into DynamoDB's typed JSON.
+    """A JSON document (text) rewritten into DynamoDB's typed JSON with a few regex passes.
 
-    Each token maps on its own: '{' -> '{"M":{', '[' -> '{"L":[', a string that is not a key
-    -> {"S":...}, a number -> {"N":"..."} (its text, never a float), true/false -> BOOL,
-    null -> NULL. Text left over after tokenizing means the document is not JSON.
+    Pass one tags every token by its kind (a key, a string, a number, ...) without touching
+    string contents; one pass per kind then rewrites it: '{' -> '{"M":{', a string value ->
+    {"S":...}, a number -> {"N":"..."} (its text, never a float), null -> NULL. No lambdas: a
+    per-token Spark lambda runs interpreted and cost milliseconds per document.
+
+    The size is an upper bound (escapes and number digits are counted generously), which is
+    the safe side for the 400 KB check.
     """
-    tokens = F.regexp_extract_all(text, F.lit(JSON_TOKEN), 0)
-    indexed = F.transform(tokens, lambda tok, i: F.struct(tok.alias("t"), F.element_at(tokens, i + 2).alias("next")))
-
-    def rewrite(x: Column) -> Column:
-        t, nxt = x["t"], x["next"]
-        return (
-            F.when(t == "{", F.lit('{"M":{'))
-            .when(t == "}", F.lit("}}"))
-            .when(t == "[", F.lit('{"L":['))
-            .when(t == "]", F.lit("]}"))
-            .when(t.isin(",", ":"), t)
-            .when(t.startswith('"') & F.coalesce(nxt == ":", F.lit(False)), t)
-            .when(t.startswith('"'), F.concat(F.lit('{"S":'), t, F.lit("}")))
-            .when(t.isin("true", "false"), F.concat(F.lit('{"BOOL":'), t, F.lit("}")))
-            .when(t == "null", F.lit(NULL_JSON))
-            .otherwise(F.concat(F.lit('{"N":"'), t, F.lit('"}')))
-        )
-
-    def token_size(x: Column) -> Column:
-        t, nxt = x["t"], x["next"]
-        is_key = t.startswith('"') & F.coalesce(nxt == ":", F.lit(False))
-        is_value = ~t.isin(",", ":", "}", "]") & ~is_key
-        string_bytes = F.octet_length(F.regexp_replace(t, r'\\(.)', "$1")) - 2
-        scalar = (
-            F.when(t.isin("{", "["), F.lit(3))
-            .when(t.startswith('"'), string_bytes)
-            .when(t.isin("true", "false", "null"), F.lit(1))
-            .when(t.isin(",", ":", "}", "]"), F.lit(0))
-            .otherwise(F.ceil(F.greatest(significant_digits(plain_decimal(t)), F.lit(1)) / 2) + 1)
-        )
-        # every value but the outermost is an element of a list or map: 1 byte each
-        return scalar.cast("long") + F.when(is_value, F.lit(1)).otherwise(F.lit(0))
-
-    leftover = F.trim(F.regexp_replace(text, JSON_TOKEN, ""))
-    numbers_ok = F.forall(
-        tokens,
-        lambda t: ~t.rlike("^-?[0-9]") | (significant_digits(plain_decimal(t)) <= MAX_DIGITS),
-    )
+    tagged = F.regexp_replace(text, JSON_TOKEN_GROUPS, TAGGED)
+    json = tagged
+    for kind, replacement in enumerate(REWRITES, start=1):
+        json = F.regexp_replace(json, _tagged_token(kind), replacement)
+    strings = F.regexp_replace(text, r'"((?:[^"\\]|\\.)*)"|[^"]+', "$1")  # the contents of all strings
+    string_bytes = F.octet_length(F.regexp_replace(strings, r"\\(.)", "$1"))
+    digits = F.length(F.regexp_replace(text, "[^0-9]", "")) - F.length(F.regexp_replace(strings, "[^0-9]", ""))
+    n_strings, n_numbers, n_bools, n_nulls, n_maps, n_lists = (_count(tagged, k) for k in (2, 3, 4, 5, 6, 7))
+    values = n_strings + n_numbers + n_bools + n_nulls + n_maps + n_lists
+    size = string_bytes + F.ceil(digits / 2 + n_numbers * 1.5) + n_bools + n_nulls + 3 * (n_maps + n_lists) + values - 1
+    leftover = F.trim(F.regexp_replace(text, JSON_TOKEN_GROUPS + "|,", ""))
+    skeleton = F.regexp_replace(text, r'"(?:[^"\\]|\\.)*"', '""')  # structure only: no string can fool it
+    misplaced_comma = skeleton.rlike(r",\s*[,\]}]|[\[{]\s*,|^\s*,|,\s*$")
+    too_long = tagged.rlike(TAGS[2] + r"-?[0.]*[1-9](?:\.?[0-9]){37,}?\.?[1-9]")
     problem = (
-        F.when(leftover != "", F.concat(F.lit(f"{what}: not valid JSON near '"), F.substring(leftover, 1, 30), F.lit("'")))
-        .when(~numbers_ok, F.lit(f"{what}: a JSON number has more than {MAX_DIGITS} significant digits"))
+        F.when(text.rlike("[\\x00-\\x1f&&[^\\t\\n\\r]]"), F.lit(f"{what}: control characters in JSON text"))
+        .when(leftover != "", F.concat(F.lit(f"{what}: not valid JSON near '"), F.substring(leftover, 1, 30), F.lit("'")))
+        .when(misplaced_comma, F.lit(f"{what}: not valid JSON (a misplaced comma)"))
+        .when(too_long, F.lit(f"{what}: a JSON number has more than {MAX_DIGITS} significant digits"))
     )
-    return Value(
-        F.when(problem.isNull(), F.array_join(F.transform(indexed, rewrite), "")),
-        F.aggregate(F.transform(indexed, token_size), F.lit(0).cast("long"), lambda a, b: a + b) - 1,
-        problem,
-    )
+    return Value(F.when(problem.isNull(), json), size.cast("long"), problem)
 
 
 # --- arrays ----------------------------------------------------------------------------------
