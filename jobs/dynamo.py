@@ -500,15 +500,16 @@ def write_items(
         .sortWithinPartitions(F.xxhash64("pk", "sk"))
     )
     write = partial(write_partition, settings=settings, task_rate=task_rate, client_factory=client_factory)
-    # Read twice below (stats, then failed items): persisted so the items are written only once.
+    # Read twice (stats now, failed items whenever the caller likes) but the items must be written
+    # once. persist keeps PySpark from fusing the filters below into the writing function; the
+    # local checkpoint cuts the lineage, so an evicted block can never lead Spark back to the
+    # writes. It holds only the small outcome tuples and lives as long as `failed` refers to it.
     outcomes = rows.rdd.mapPartitions(write).persist(StorageLevel.MEMORY_AND_DISK)
-    try:
-        stats = outcomes.filter(lambda o: o[0] == STATS).collect()
-        failed = spark.createDataFrame(outcomes.filter(lambda o: o[0] == FAILED).map(lambda o: o[1:]), FAILED_SCHEMA)
-        failed = failed.cache()
-        failed_count = failed.count()
-    finally:
-        outcomes.unpersist()
+    outcomes.localCheckpoint()
+    stats = outcomes.filter(lambda o: o[0] == STATS).collect()
+    failed = spark.createDataFrame(outcomes.filter(lambda o: o[0] == FAILED).map(lambda o: o[1:]), FAILED_SCHEMA)
+    failed = failed.cache()
+    failed_count = failed.count()
     return WriteResult(
         items_written=sum(s.written for s in stats),
         wcu_consumed=sum(s.wcu_consumed for s in stats),

@@ -1,7 +1,4 @@
-"""Write through write_items, Scan back with scan_digests, and reconcile against dynalite.
-
-`dynamodb_endpoint` comes before `spark` in every test for the reason given in test_writer_dynalite.
-"""
+"""Write through write_items, Scan back with scan_digests, and reconcile against dynalite."""
 
 from __future__ import annotations
 
@@ -9,10 +6,12 @@ import uuid
 
 import boto3
 import pytest
+from py4j.protocol import Py4JJavaError
 
 from jobs.dynamo import TableSpec, delete_table, ensure_table, write_items
 from jobs.reconcile import expected_digests, reconcile, scan_digests
-from tests.integration.test_writer_dynalite import STORE, items_frame, settings_for
+# aws_spark is a fixture (Spark whose workers have the dummy AWS credentials): see its docstring.
+from tests.integration.test_writer_dynalite import STORE, aws_spark, items_frame, settings_for  # noqa: F401
 
 pytestmark = pytest.mark.integration
 
@@ -42,14 +41,14 @@ def users(client):
     delete_table(client, spec.name)
 
 
-def test_what_was_written_reconciles_and_tampering_shows_up_exactly(dynamodb_endpoint, spark, client, store):
-    items = items_frame(spark, 300).cache()
+def test_what_was_written_reconciles_and_tampering_shows_up_exactly(dynamodb_endpoint, aws_spark, client, store):
+    items = items_frame(aws_spark, 300).cache()
     settings = settings_for(dynamodb_endpoint, store.name, units_per_second=1000.0)
     written = write_items(items, settings)
     assert (written.items_written, written.failed_count) == (300, 0)
     expected = expected_digests(items).cache()
 
-    clean = reconcile(expected, scan_digests(spark, settings, segments=4, partition_key="PK", sort_key="SK"))
+    clean = reconcile(expected, scan_digests(aws_spark, settings, segments=4, partition_key="PK", sort_key="SK"))
 
     assert clean.ok
     assert (clean.expected, clean.found, clean.missing, clean.extra, clean.mismatched) == (300, 300, 0, 0, 0)
@@ -68,7 +67,7 @@ def test_what_was_written_reconciles_and_tampering_shows_up_exactly(dynamodb_end
     )
     client.put_item(TableName=store.name, Item={"PK": {"S": "CUSTOMER#999"}, "SK": {"S": "STRAY"}})
 
-    tampered = reconcile(expected, scan_digests(spark, settings, segments=3, partition_key="PK", sort_key="SK"))
+    tampered = reconcile(expected, scan_digests(aws_spark, settings, segments=3, partition_key="PK", sort_key="SK"))
 
     assert (tampered.expected, tampered.found, tampered.missing, tampered.extra, tampered.mismatched) == (
         300, 299, 1, 1, 1,
@@ -82,19 +81,20 @@ def test_what_was_written_reconciles_and_tampering_shows_up_exactly(dynamodb_end
     }
 
 
-def test_a_table_without_a_sort_key_reconciles(dynamodb_endpoint, spark, client, users):
-    items = items_frame(spark, 60, sort_key=False)
+def test_a_table_without_a_sort_key_reconciles(dynamodb_endpoint, aws_spark, client, users):
+    items = items_frame(aws_spark, 60, sort_key=False)
     settings = settings_for(dynamodb_endpoint, users.name)
     assert write_items(items, settings).items_written == 60
 
-    result = reconcile(expected_digests(items), scan_digests(spark, settings, segments=2, partition_key="PK"))
+    result = reconcile(expected_digests(items), scan_digests(aws_spark, settings, segments=2, partition_key="PK"))
 
     assert result.ok and result.found == 60
 
 
-def test_a_wrong_key_attribute_name_is_reported_not_guessed(dynamodb_endpoint, spark, client, users):
+def test_a_wrong_key_attribute_name_is_reported_not_guessed(dynamodb_endpoint, aws_spark, client, users):
     settings = settings_for(dynamodb_endpoint, users.name)
     client.put_item(TableName=users.name, Item={"PK": {"S": "U#1"}})
 
-    with pytest.raises(Exception, match="no key attribute 'id'"):
-        scan_digests(spark, settings, segments=1, partition_key="id").collect()
+    # The CarveError is raised on an executor and reaches the driver wrapped in the failed Spark job.
+    with pytest.raises(Py4JJavaError, match="no key attribute 'id'"):
+        scan_digests(aws_spark, settings, segments=1, partition_key="id").collect()

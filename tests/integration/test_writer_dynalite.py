@@ -1,8 +1,6 @@
 """write_items and the table helpers against dynalite, which is as strict as DynamoDB about what it accepts.
 
-Fixture order matters: `dynamodb_endpoint` before `spark`, because the endpoint fixture puts the
-dummy AWS credentials in the environment and Python workers only see the environment the JVM
-started with.
+Tests take `aws_spark`, not `spark`: see there why.
 """
 
 from __future__ import annotations
@@ -10,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import os
 import time
 import uuid
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from jobs.dynamo import (
     task_slots,
     write_items,
 )
+from jobs.local_stack import LOCAL_AWS_ENV
 
 pytestmark = pytest.mark.integration
 
@@ -105,6 +105,19 @@ def items_frame(spark: SparkSession, count: int, sort_key: bool = True) -> DataF
 
 
 @pytest.fixture
+def aws_spark(dynamodb_endpoint, spark):
+    """The session Spark, with dynalite's dummy AWS credentials forwarded to its Python workers.
+
+    dynamodb_endpoint puts them in os.environ, but when another test started Spark first its
+    workers inherited the environment from before that, and boto3 on the executors finds no
+    credentials. SparkContext.environment is what PySpark hands to every worker it starts for a
+    job submitted from here on.
+    """
+    spark.sparkContext.environment.update({name: os.environ[name] for name in LOCAL_AWS_ENV})
+    return spark
+
+
+@pytest.fixture
 def client(dynamodb_endpoint):
     return boto3.client("dynamodb", endpoint_url=dynamodb_endpoint, region_name="us-east-1")
 
@@ -156,8 +169,8 @@ def test_ensure_table_creates_once_with_indexes_and_delete_removes_it(client):
 # --- writing ------------------------------------------------------------------------------------
 
 
-def test_write_items_within_a_budget_writes_every_item_intact(dynamodb_endpoint, spark, client, store):
-    items = items_frame(spark, 300).cache()
+def test_write_items_within_a_budget_writes_every_item_intact(dynamodb_endpoint, aws_spark, client, store):
+    items = items_frame(aws_spark, 300).cache()
     total_wcu = items.agg({"wcu": "sum"}).first()[0]
     budget = 200.0
     settings = settings_for(dynamodb_endpoint, store.name, units_per_second=budget)
@@ -172,8 +185,8 @@ def test_write_items_within_a_budget_writes_every_item_intact(dynamodb_endpoint,
     assert result.batches >= math.ceil(300 / 25)
     # A lower bound only, so it cannot flake: the busiest task carries at least half the units,
     # starts with one second of its share and earns the rest at its share of the budget.
-    share = budget / task_slots(spark)
-    assert elapsed >= (total_wcu / task_slots(spark) - share) / share
+    share = budget / task_slots(aws_spark)
+    assert elapsed >= (total_wcu / task_slots(aws_spark) - share) / share
 
     stored = {(i["PK"]["S"], i["SK"]["S"]): i for i in scan_all(client, store.name)}
     assert len(stored) == 300
@@ -193,8 +206,8 @@ def test_write_items_within_a_budget_writes_every_item_intact(dynamodb_endpoint,
     assert sorted(got["meta"]["M"]["tags"]["SS"]) == ["eu", "t7", "vip"]
 
 
-def test_write_items_without_a_budget(dynamodb_endpoint, spark, client, store):
-    result = write_items(items_frame(spark, 120), settings_for(dynamodb_endpoint, store.name))
+def test_write_items_without_a_budget(dynamodb_endpoint, aws_spark, client, store):
+    result = write_items(items_frame(aws_spark, 120), settings_for(dynamodb_endpoint, store.name))
 
     assert (result.items_written, result.failed_count, result.throttled_requests) == (120, 0, 0)
     assert len(scan_all(client, store.name)) == 120
@@ -227,8 +240,8 @@ class DroppingClient:
         return response
 
 
-def test_items_dynamodb_never_takes_come_back_failed_with_reasons(dynamodb_endpoint, spark, client, store):
-    items = items_frame(spark, 100)
+def test_items_dynamodb_never_takes_come_back_failed_with_reasons(dynamodb_endpoint, aws_spark, client, store):
+    items = items_frame(aws_spark, 100)
     drop = frozenset({"ORDER#00003", "ORDER#00042", "PROFILE#90"})
     settings = settings_for(dynamodb_endpoint, store.name, max_attempts=3, base_delay=0.01, max_delay=0.05)
 
@@ -247,10 +260,42 @@ def test_items_dynamodb_never_takes_come_back_failed_with_reasons(dynamodb_endpo
     assert len(scan_all(client, store.name)) == 97
 
 
-def test_an_item_dynamodb_rejects_fails_alone(dynamodb_endpoint, spark, client, store):
-    items = items_frame(spark, 30)
+@dataclass(frozen=True)
+class CountingClientFactory:
+    """A real client that appends a line to `log` for every BatchWriteItem call (executors share this disk)."""
+
+    log: str
+
+    def __call__(self, settings: WriteSettings) -> Any:
+        return CountingClient(dynamodb_client(settings), self.log)
+
+
+class CountingClient:
+    def __init__(self, real: Any, log: str):
+        self._real = real
+        self._log = log
+
+    def batch_write_item(self, **kwargs: Any) -> dict[str, Any]:
+        with open(self._log, "a") as log:
+            log.write("call\n")
+        return self._real.batch_write_item(**kwargs)
+
+
+def test_reading_the_result_again_never_writes_again(dynamodb_endpoint, aws_spark, store, tmp_path):
+    log = tmp_path / "calls.log"
+    settings = settings_for(dynamodb_endpoint, store.name)
+
+    result = write_items(items_frame(aws_spark, 100), settings, client_factory=CountingClientFactory(str(log)))
+    result.failed.unpersist()  # as if evicted: Spark must rebuild it from the outcomes, not the writes
+    assert result.failed.count() == 0
+
+    assert len(log.read_text().splitlines()) == result.batches
+
+
+def test_an_item_dynamodb_rejects_fails_alone(dynamodb_endpoint, aws_spark, client, store):
+    items = items_frame(aws_spark, 30)
     bad = {"PK": {"S": "CUSTOMER#bad"}, "SK": {"S": "PROFILE"}, "tags": {"SS": []}}  # empty sets are invalid
-    bad_row = spark.createDataFrame([("customer", "CUSTOMER#bad", "PROFILE", json.dumps(bad), 40, 1)], ITEMS_SCHEMA)
+    bad_row = aws_spark.createDataFrame([("customer", "CUSTOMER#bad", "PROFILE", json.dumps(bad), 40, 1)], ITEMS_SCHEMA)
 
     result = write_items(items.unionByName(bad_row), settings_for(dynamodb_endpoint, store.name))
 
