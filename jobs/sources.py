@@ -182,7 +182,12 @@ def describe_table(spark: SparkSession, conn: Connection, table: str) -> TableIn
         json_columns = {m for (clause,) in checks for m in re.findall(r"json_valid\(`([^`]+)`\)", clause or "")}
         infos = tuple(ColumnInfo(c, t.lower(), u.lower(), c in json_columns) for c, t, u in columns)
     if not infos:
-        raise SourceError(f"connection '{conn.name}': table '{table}' does not exist or has no columns visible to this user")
+        tables = jdbc_rows(spark, conn, f"""
+            select table_name from information_schema.tables where table_schema = {schema_sql} order by 1""")
+        known = ", ".join(t for (t,) in tables) or "(none visible to this user)"
+        raise SourceError(
+            f"connection '{conn.name}': table '{table}' does not exist; tables in that schema are: {known}"
+        )
     return TableInfo(schema or "", name, infos, tuple(k for (k,) in keys))
 
 

@@ -26,6 +26,7 @@ def build_local_spark(
     master: str | None = None,
     shuffle_partitions: int | None = None,
 ) -> SparkSession:
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     jars = jdbc_jars()
     master = master or os.environ.get("CARVE_SPARK_MASTER", "local[*]")
     # The JVM and the session both in UTC: timestamps convert the same on every machine.
@@ -33,6 +34,9 @@ def build_local_spark(
     builder = (
         SparkSession.builder.appName(app_name)
         .master(master)
+        # Local Spark talks to itself over loopback only, never the machine's other interfaces.
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.driver.bindAddress", "127.0.0.1")
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.session.timeZone", "UTC")

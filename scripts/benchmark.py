@@ -1,9 +1,9 @@
 #!/usr/bin/env python
 """Benchmark: the demo migration at two scales, rows/s per stage and the driver's peak memory.
 
-    scripts/with-dynalite .venv/bin/python scripts/benchmark.py [--scales 1.4 14] [--engine postgres]
+    scripts/with-dynalite .venv/bin/python scripts/benchmark.py [--scales 1.5 15] [--engine postgres]
 
-Scale 1 is about 73,000 source rows, so the defaults are about 100,000 and 1,000,000 source
+Scale 1 is about 73,000 source rows, so the defaults are about 110,000 and 1,100,000 source
 rows. Each scale runs in its own process (peak RSS is per process) against a fresh table.
 Expected: 10x the rows in at most 12x the time, and flat driver memory (nothing collected).
 """
@@ -74,7 +74,7 @@ def single(engine: str, scale: float, endpoint: str) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scales", type=float, nargs="+", default=[1.4, 14.0])
+    parser.add_argument("--scales", type=float, nargs="+", default=[1.5, 15.0])
     parser.add_argument("--engine", choices=["postgres", "mariadb"], default="postgres")
     parser.add_argument("--endpoint-url", default=os.environ.get("CARVE_ENDPOINT_URL"))
     parser.add_argument("--single", type=float, help=argparse.SUPPRESS)

@@ -231,14 +231,22 @@ def json_value(text: Column, what: str) -> Value:
     n_strings, n_numbers, n_bools, n_nulls, n_maps, n_lists = (_count(tagged, k) for k in (2, 3, 4, 5, 6, 7))
     values = n_strings + n_numbers + n_bools + n_nulls + n_maps + n_lists
     size = string_bytes + F.ceil(digits / 2 + n_numbers * 1.5) + n_bools + n_nulls + 3 * (n_maps + n_lists) + values - 1
-    leftover = F.trim(F.regexp_replace(text, JSON_TOKEN_GROUPS + "|,", ""))
+    leftover = F.regexp_replace(text, JSON_TOKEN_GROUPS + r"|,|[ \t\n\r]", "")
     skeleton = F.regexp_replace(text, r'"(?:[^"\\]|\\.)*"', '""')  # structure only: no string can fool it
     misplaced_comma = skeleton.rlike(r",\s*[,\]}]|[\[{]\s*,|^\s*,|,\s*$")
+    missing_comma = skeleton.rlike(r'["\w}\]]\s+["\w{\[-]|["\w}\]][{\[]')
+
+    def count(pattern: str) -> Column:
+        return F.length(F.regexp_replace(skeleton, pattern, ""))
+
+    unbalanced = (count("[^{]") != count("[^}]")) | (count(r"[^\[]") != count(r"[^\]]"))
     too_long = tagged.rlike(TAGS[2] + r"-?[0.]*[1-9](?:\.?[0-9]){37,}?\.?[1-9]")
     problem = (
         F.when(text.rlike("[\\x00-\\x1f&&[^\\t\\n\\r]]"), F.lit(f"{what}: control characters in JSON text"))
         .when(leftover != "", F.concat(F.lit(f"{what}: not valid JSON near '"), F.substring(leftover, 1, 30), F.lit("'")))
         .when(misplaced_comma, F.lit(f"{what}: not valid JSON (a misplaced comma)"))
+        .when(missing_comma, F.lit(f"{what}: not valid JSON (a missing comma or colon)"))
+        .when(unbalanced, F.lit(f"{what}: not valid JSON (unbalanced brackets)"))
         .when(too_long, F.lit(f"{what}: a JSON number has more than {MAX_DIGITS} significant digits"))
     )
     return Value(F.when(problem.isNull(), json), size.cast("long"), problem)
