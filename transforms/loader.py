@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.error import MarkedYAMLError
 
 from transforms.errors import MappingError, Problem
@@ -60,6 +62,13 @@ def _parse_yaml(text: str, filename: str) -> CommentedMap:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
         reason = (exc.problem or exc.context or "invalid YAML").strip()
+        duplicate = re.match(r'found duplicate key "(.*?)"', reason)
+        if isinstance(exc, DuplicateKeyError) and duplicate:
+            message = f"key '{duplicate[1]}' appears twice in the same map; keep one"
+            raise MappingError([Problem(filename, line, "", message)]) from None
+        if exc.context and exc.context_mark and exc.problem_mark and exc.context_mark.line != exc.problem_mark.line:
+            # The parser notices late: say where the construct it was reading began.
+            reason += f" ({exc.context} that starts on line {exc.context_mark.line + 1})"
         raise MappingError([Problem(filename, line, "", f"YAML syntax: {reason}; fix the file's YAML")]) from None
     if not isinstance(document, CommentedMap):
         raise MappingError([Problem(filename, 1, "", "a mapping file is a YAML map starting with 'version: 1'")])
@@ -146,10 +155,22 @@ def _message(error: dict, loc: Loc) -> str:
         return f"unknown key '{name}'; {hint}"
     if kind == "missing":
         return f"required key '{name}' is missing; add it"
+    if kind == "literal_error" and loc == ("version",):
+        return f"version {error['input']} is not one carve reads; write 'version: 1'"
     if kind == "literal_error":
         return f"'{error['input']}' is not allowed; use one of: {ctx.get('expected', '').replace(' or ', ', ')}"
-    if kind == "string_pattern_mismatch" and name == "table":
-        return f"'{error['input']}' is not a DynamoDB table name: 3 to 255 characters of letters, digits, _ . -"
+    if kind == "string_pattern_mismatch" and (name == "table" or "indexes" in loc):
+        what = "table" if name == "table" else "index"
+        return f"'{error['input']}' is not a DynamoDB {what} name: 3 to 255 characters of letters, digits, _ . -"
+    if kind == "string_pattern_mismatch" and loc == ("name",):
+        return f"'{error['input']}' is not a mapping name: a letter, then letters, digits, _ or -"
+    if kind in ("greater_than_equal", "less_than_equal") and name == "max_rejected_share":
+        return f"{error['input']} is not a share between 0 and 1; write 0.05 for 5%"
+    if kind == "too_short":
+        return f"'{name}' is empty; give at least one entry"
+    if kind == "attribute_shape" and isinstance(error["input"], (bool, int)):
+        value = str(error["input"]).lower() if isinstance(error["input"], bool) else error["input"]
+        return f"{value} is not an attribute; for a constant write {{literal: {value}}}, for a column write its name"
     if kind == "string_pattern_mismatch":
         return f"'{error['input']}' does not match {ctx.get('pattern')}"
     if kind == "value_error":
@@ -186,7 +207,7 @@ def _check_index_names(mapping: Mapping) -> Iterator[tuple[Loc, str]]:
     seen: set[str] = set()
     for i, index in enumerate(mapping.target.indexes):
         if index.name in seen:
-            yield ("target", "indexes", i, "name"), f"index '{index.name}' is declared twice"
+            yield ("target", "indexes", i, "name"), f"index '{index.name}' is declared twice; give each index its own name"
         seen.add(index.name)
 
 

@@ -78,7 +78,16 @@ Conversion = Literal[
     "string", "number", "bool", "binary", "iso8601", "epoch_seconds",
     "json", "list", "string_set", "number_set",
 ]
-NullPolicy = Literal["omit", "null"]
+
+
+def _null_word(value: Any) -> Any:
+    # YAML reads a bare `null` as None; after `nulls:` it is the policy's name, not "unset".
+    return "null" if value is None else value
+
+
+NullPolicy = Annotated[Literal["omit", "null"], BeforeValidator(_null_word)]
+# Per attribute: None (absent) means "as policy.nulls"; the word null must not read as absent.
+NullOverride = Annotated[Literal["omit", "null"] | None, BeforeValidator(_null_word)]
 
 
 class Model(BaseModel):
@@ -96,16 +105,24 @@ def _template_shorthand(value: Any) -> Any:
 class ColumnAttr(Model):
     column: ColumnName
     as_: Conversion | None = Field(None, alias="as")
-    nulls: NullPolicy | None = None
+    nulls: NullOverride = None
 
 
 class TemplateAttr(Model):
     template: KeyTemplate
-    nulls: NullPolicy | None = None
+    nulls: NullOverride = None
+
+
+def _literal_value(value: Any) -> Any:
+    # One message instead of one per member of str | bool | int.
+    if not isinstance(value, (str, bool, int)):
+        hint = f"; quote '{value}' to store it as text" if isinstance(value, float) else ""
+        raise ValueError(f"a literal is text, a whole number or true/false{hint}")
+    return value
 
 
 class LiteralAttr(Model):
-    literal: str | bool | int
+    literal: Annotated[str | bool | int, BeforeValidator(_literal_value)]
 
 
 class EmbedOne(Model):
@@ -115,7 +132,7 @@ class EmbedOne(Model):
     join: dict[ColumnName, ColumnName] = Field(min_length=1)
     one: dict[AttributeName, "Attribute"] = Field(min_length=1)
     filter: str | None = None
-    nulls: NullPolicy | None = None
+    nulls: NullOverride = None
 
 
 class EmbedMany(Model):
