@@ -51,7 +51,7 @@ def write_settings(mapping: Mapping, options: RunOptions) -> WriteSettings:
 def compile_check(spark: SparkSession, conn: Connection, mapping: Mapping, mapping_file: str) -> None:
     """Compile against the source schemas (no rows read): a wrong column fails here, with its line."""
     try:
-        build_items(mapping, full_schema_frames(spark, conn, mapping))
+        build_items(mapping, *full_schema_frames(spark, conn, mapping))
     except CompileError as exc:
         raise located(mapping_file, exc.errors) from None
 

@@ -128,6 +128,12 @@ def _safe_url(url: str) -> str:
     return re.sub(r"(password=)[^&;]*", r"\1***", url, flags=re.IGNORECASE)
 
 
+class MissingTableError(SourceError):
+    def __init__(self, connection: str, detail: str):
+        self.detail = detail
+        super().__init__(f"connection '{connection}': {detail}")
+
+
 @dataclass(frozen=True)
 class ColumnInfo:
     name: str
@@ -185,9 +191,7 @@ def describe_table(spark: SparkSession, conn: Connection, table: str) -> TableIn
         tables = jdbc_rows(spark, conn, f"""
             select table_name from information_schema.tables where table_schema = {schema_sql} order by 1""")
         known = ", ".join(t for (t,) in tables) or "(none visible to this user)"
-        raise SourceError(
-            f"connection '{conn.name}': table '{table}' does not exist; tables in that schema are: {known}"
-        )
+        raise MissingTableError(conn.name, f"table '{table}' does not exist; tables in that schema are: {known}")
     return TableInfo(schema or "", name, infos, tuple(k for (k,) in keys))
 
 
@@ -325,16 +329,23 @@ def plan_reads(spark: SparkSession, conn: Connection, mapping: Mapping, needed: 
     return reads
 
 
-def full_schema_frames(spark: SparkSession, conn: Connection, mapping: Mapping) -> dict[str, DataFrame]:
-    """Lazy frames of every table with all its columns: compiling against them reads no rows."""
-    frames = {}
+def full_schema_frames(
+    spark: SparkSession, conn: Connection, mapping: Mapping
+) -> tuple[dict[str, DataFrame], dict[str, str]]:
+    """Lazy frames of every table with all its columns (compiling against them reads no rows),
+    and why each table that is not there could not be described."""
+    frames, missing = {}, {}
     for table in table_filters(mapping):
-        info = describe_table(spark, conn, table)
+        try:
+            info = describe_table(spark, conn, table)
+        except MissingTableError as exc:
+            missing[table] = exc.detail
+            continue
         frames[table] = read_table(spark, conn, TableRead(table, info.columns))
     for name, entity in mapping.entities.items():
         if entity.query:
             frames[source_id(name, entity)] = read_query(spark, conn, entity.query)
-    return frames
+    return frames, missing
 
 
 def read_sources(spark: SparkSession, conn: Connection, mapping: Mapping, needed: dict[str, set[str]]) -> dict[str, DataFrame]:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import glob
 import os
+from pathlib import Path
 
 from pyspark.sql import SparkSession
+
+LOG_CONFIG = Path(__file__).with_name("log4j2.properties")
 
 # Debian's libpostgresql-jdbc-java and libmariadb-java put their jars here.
 DEFAULT_JAR_GLOBS = (
@@ -30,7 +33,7 @@ def build_local_spark(
     jars = jdbc_jars()
     master = master or os.environ.get("CARVE_SPARK_MASTER", "local[*]")
     # The JVM and the session both in UTC: timestamps convert the same on every machine.
-    java_opts = "-Duser.timezone=UTC -Dfile.encoding=UTF-8"
+    java_opts = f"-Duser.timezone=UTC -Dfile.encoding=UTF-8 -Dlog4j.configurationFile={LOG_CONFIG}"
     builder = (
         SparkSession.builder.appName(app_name)
         .master(master)

@@ -53,6 +53,7 @@ def source_id(entity_name: str, entity: Entity) -> str:
 class Context:
     tables: MappingABC[str, DataFrame]
     options: Options
+    missing: MappingABC[str, str] = field(default_factory=dict)  # table -> why it could not be read
     errors: list[tuple[Loc, str]] = field(default_factory=list)
     names: itertools.count = field(default_factory=itertools.count)
 
@@ -64,13 +65,13 @@ class Context:
         if name not in fields:
             known = ", ".join(sorted(fields)) or "(none)"
             self.errors.append((loc, f"unknown column '{name}' in {where}; its columns are: {known}"))
-            return F.lit(None).cast("string"), T.StringType(), None
+            return F.lit(None).cast("string"), T.NullType(), None  # NullType: unknown, checked no further
         found = fields[name]
         return df[name], found.dataType, found.metadata.get(KIND)
 
     def table(self, name: str, loc: Loc) -> DataFrame | None:
         if name not in self.tables:
-            self.errors.append((loc, f"table '{name}' was not found in the source"))
+            self.errors.append((loc, self.missing.get(name, f"table '{name}' was not found in the source")))
             return None
         return self.tables[name]
 
@@ -103,7 +104,7 @@ def render_template(ctx: Context, df: DataFrame, template: str, loc: Loc, where:
 
 
 def _format(ctx: Context, column: Column, dtype: T.DataType, kind: str | None, part: Placeholder, loc: Loc) -> Column:
-    if part.format is None:
+    if part.format is None or isinstance(dtype, T.NullType):
         return as_text(column, dtype, kind)
     if "%" in part.format:
         if not isinstance(dtype, (T.DateType, T.TimestampType, T.TimestampNTZType)):
@@ -315,7 +316,8 @@ def entity_items(ctx: Context, mapping: Mapping, name: str, entity: Entity) -> D
     pk = key_texts[target.key.partition]
     sk = key_texts.get(target.key.sort) if target.key.sort else F.lit(None).cast("string")
     item = F.concat(F.lit("{"), F.concat_ws(",", *[attribute_piece(n, v) for n, v in values]), F.lit("}"))
-    key_struct = F.struct(*[ctx.column(rows, c, loc, where)[0].alias(c) for c in dict.fromkeys(key_columns)])
+    known = [c for c in dict.fromkeys(key_columns) if c in rows.columns]  # unknown ones are reported already
+    key_struct = F.struct(*[rows[c].alias(c) for c in known])
     source_key = F.to_json(key_struct, {"ignoreNullFields": "false"})
     gsis = _indexes_written(mapping, dict(index_values + key_values))
     return rows.select(
@@ -333,7 +335,7 @@ def entity_items(ctx: Context, mapping: Mapping, name: str, entity: Entity) -> D
 
 
 def _key_problem(rows: DataFrame, attr: str, text: Column, columns: list[str], ctx: Context, loc: Loc, where: str) -> Column:
-    nulls = [F.when(ctx.column(rows, c, loc, where)[0].isNull(), F.lit(c)) for c in dict.fromkeys(columns)]
+    nulls = [F.when(rows[c].isNull(), F.lit(c)) for c in dict.fromkeys(columns) if c in rows.columns]
     null_reason = F.concat(F.lit(f"key {attr} is NULL: column "), F.concat_ws(", ", *nulls), F.lit(" is NULL"))
     return F.when(text.isNull(), null_reason).when(text == "", F.lit(f"key {attr} is an empty string"))
 
@@ -372,9 +374,15 @@ def mark_duplicates(items: DataFrame) -> DataFrame:
     return items.withColumn("problem", combine_problems([F.col("problem"), duplicate]))
 
 
-def build_items(mapping: Mapping, tables: MappingABC[str, DataFrame]) -> DataFrame:
-    """All entities' items, limits checked and duplicates marked. Raises nothing: see `compile_errors`."""
-    ctx = Context(tables, Options(mapping.policy.nulls, mapping.policy.out_of_range_numbers))
+def build_items(
+    mapping: Mapping, tables: MappingABC[str, DataFrame], missing: MappingABC[str, str] | None = None
+) -> DataFrame:
+    """All entities' items, limits checked and duplicates marked; CompileError lists every mistake.
+
+    `missing` says why a table is absent from `tables` (it does not exist, say), so the error
+    lands on the mapping line that names it.
+    """
+    ctx = Context(tables, Options(mapping.policy.nulls, mapping.policy.out_of_range_numbers), missing or {})
     frames = [entity_items(ctx, mapping, name, entity) for name, entity in mapping.entities.items()]
     if ctx.errors:
         raise CompileError(list(dict.fromkeys(ctx.errors)))

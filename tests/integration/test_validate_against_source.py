@@ -118,10 +118,6 @@ def test_unknown_columns_and_date_formats_are_reported_on_their_lines(results):
     assert f"columns.yaml:13 entities.order.attributes.amount: unknown column 'amount' in shop.orders; {COLUMNS}" in problems
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "one mistake, several lines: transforms/items.py looks the key's columns up again for source_key "
-    "(reported at entities.order, line 8) and checks the date format of the unknown column's placeholder; "
-    "remove this marker when that is fixed"))
 def test_each_mistake_is_reported_once(results):
     assert results["invalid"].problems("columns.yaml") == [
         f"columns.yaml:10 entities.order.key.SK: unknown column 'placed' in shop.orders; {COLUMNS}",
@@ -135,13 +131,10 @@ def test_unknown_table_names_the_tables_there(results):
 
     assert invalid.status == 1
     assert invalid.problems("table.yaml") == [
-        "table.yaml: connection 'validate_test': table 'shop.order' does not exist; tables in that schema are: orders",
+        "table.yaml:9 entities.order.from: table 'shop.order' does not exist; tables in that schema are: orders",
     ]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "jobs/sources.py full_schema_frames raises SourceError for a missing table, so the line is lost and "
-    "the file's other problems go unreported; remove this marker when it is located like a column"))
 def test_unknown_table_is_located_at_its_from(results):
     assert [line.split(": ")[0] for line in results["invalid"].problems("table.yaml")] == [
         "table.yaml:9 entities.order.from",
