@@ -48,6 +48,10 @@ def build_local_spark(
         .config("spark.driver.memory", os.environ.get("CARVE_DRIVER_MEMORY", "4g"))
         .config("spark.sql.shuffle.partitions", str(shuffle_partitions or 8))
         .config("spark.sql.adaptive.enabled", "true")
+        # Items are wide projections; a generated method over 8,000 bytes of bytecode is never
+        # JIT-compiled by HotSpot and runs interpreted, ten times slower. Past that size Spark
+        # falls back to per-expression code, which is compiled.
+        .config("spark.sql.codegen.hugeMethodLimit", "8000")
         .config("spark.python.worker.reuse", "true")
     )
     if jars:

@@ -164,7 +164,24 @@ def compile_attributes(
         elif isinstance(spec, EmbedMany):
             df, value = embed_many(ctx, df, spec, here, where)
             values.append((name, value))
-    return df, values
+    return materialize(ctx, df, values)
+
+
+def materialize(ctx: Context, df: DataFrame, values: list[tuple[str, Value]]) -> tuple[DataFrame, list[tuple[str, Value]]]:
+    """Compute every value once, as columns, in one projection.
+
+    The item refers to each value's json, size and problem several times (the piece, the size
+    check, the problems); as expressions, each reference would evaluate them again, and a JSON
+    document costs a dozen regex passes. Spark keeps a projection whose non-trivial columns are
+    used more than once (CollapseProject does not inline them).
+    """
+    columns: dict[str, Column] = {}
+    out = []
+    for name, value in values:
+        j, s, p = ctx.fresh("vj"), ctx.fresh("vs"), ctx.fresh("vp")
+        columns |= {j: value.json, s: value.size, p: value.problem}
+        out.append((name, Value(F.col(j), F.col(s), F.col(p))))
+    return (df.withColumns(columns) if columns else df), out
 
 
 def _literal(literal: str | bool | int, what: str) -> Value:

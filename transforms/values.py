@@ -249,7 +249,8 @@ def json_value(text: Column, what: str) -> Value:
         .when(unbalanced, F.lit(f"{what}: not valid JSON (unbalanced brackets)"))
         .when(too_long, F.lit(f"{what}: a JSON number has more than {MAX_DIGITS} significant digits"))
     )
-    return Value(F.when(problem.isNull(), json), size.cast("long"), problem)
+    # A document with a problem quarantines its item, so its JSON need not be guarded here.
+    return Value(json, size.cast("long"), problem)
 
 
 # --- arrays ----------------------------------------------------------------------------------
