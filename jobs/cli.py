@@ -90,7 +90,7 @@ def _run_options(mapping, report_dir, endpoint_url, region, write_rate):
     )
 
 
-def _execute(mapping_file: str, options_args: dict, connection=None) -> int:
+def _execute(mapping_file: str, options_args: dict, connection=None, write: bool = True) -> int:
     from jobs.run import Run
     from jobs.sources import resolve_connection
     from jobs.spark import build_local_spark
@@ -98,12 +98,12 @@ def _execute(mapping_file: str, options_args: dict, connection=None) -> int:
     mapping = load_mapping(mapping_file)
     options = _run_options(mapping, **options_args)
     conn = connection or resolve_connection(mapping.source.connection)
-    console.print(f"carve run [bold]{mapping.name}[/] -> {mapping.target.table} "
+    console.print(f"carve {'run' if write else 'reconcile'} [bold]{mapping.name}[/] -> {mapping.target.table} "
                   f"({len(mapping.entities)} entities; report in {options.report_dir})")
     spark = build_local_spark(f"carve-{mapping.name}")
     run = Run(spark, mapping, mapping_file, conn, options, console)
     try:
-        figures = run.execute()
+        figures = run.execute(write=write)
     except CarveError:
         _summary(run.figures)
         raise
@@ -155,9 +155,7 @@ def run(mapping: str | None, **options_args) -> None:
 @run_options
 def reconcile(mapping: str, **options_args) -> None:
     """Compare the table with what MAPPING produces from the source now, without writing."""
-    from jobs.reconcile_only import reconcile_mapping
-
-    sys.exit(_guarded(lambda: reconcile_mapping(mapping, options_args, console)))
+    sys.exit(_guarded(lambda: _execute(mapping, options_args, write=False)))
 
 
 @cli.command()

@@ -86,36 +86,22 @@ class Run:
 
     # --- stages ----------------------------------------------------------------------------
 
-    def execute(self) -> dict:
+    def execute(self, write: bool = True) -> dict:
+        """The run; with write=False (carve reconcile) it only compares the table with the source."""
         started = time.monotonic()
         try:
             with self.stages.stage("compile", "checking the mapping against the source schemas"):
                 compile_check(self.spark, self.conn, self.mapping, self.mapping_file)
-            frames = self._read()
-            items = self._transform(frames)
-            self._validate(items)
-            self._write(items)
+            items = self._transform(self._read())
+            if write:
+                self._validate(items)
+                self._write(items)
             self._reconcile(items)
             self.figures["status"] = "ok" if self._clean() else "failed"
         except CarveError as exc:
             self.figures["status"] = "failed"
             self.figures["error"] = str(exc)
             raise
-        finally:
-            self.figures["seconds"] = round(time.monotonic() - started, 3)
-            self.figures["stages"] = self.stages.as_report()
-            self._write_report()
-        return self.figures
-
-    def reconcile_only(self) -> dict:
-        """Compare the table with the items the source yields now; nothing is written."""
-        started = time.monotonic()
-        try:
-            with self.stages.stage("compile", "checking the mapping against the source schemas"):
-                compile_check(self.spark, self.conn, self.mapping, self.mapping_file)
-            items = self._transform(self._read())
-            self._reconcile(items)
-            self.figures["status"] = "ok" if self._clean() else "failed"
         finally:
             self.figures["seconds"] = round(time.monotonic() - started, 3)
             self.figures["stages"] = self.stages.as_report()
