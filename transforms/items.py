@@ -109,6 +109,8 @@ def _format(ctx: Context, column: Column, dtype: T.DataType, kind: str | None, p
     if "%" in part.format:
         if not isinstance(dtype, (T.DateType, T.TimestampType, T.TimestampNTZType)):
             ctx.errors.append((loc, f"'{{{part.column}:{part.format}}}': a date format needs a date or timestamp column"))
+            # Reported above; date_format over a number would fail analysis before CompileError.
+            return F.lit(None).cast("string")
         return F.date_format(column, spark_date_pattern(part.format))
     width = padding_width(part.format)
     if not isinstance(dtype, (T.ByteType, T.ShortType, T.IntegerType, T.LongType)) and kind != NUMBER_TEXT:

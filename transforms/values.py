@@ -98,7 +98,8 @@ def plain_decimal(text: Column) -> Column:
     t = F.upper(F.regexp_replace(F.trim(text), r"^\+", ""))
     t = F.regexp_replace(t, r"^(-?)0+(?=[0-9])", "$1")  # leading zeros
     t = F.regexp_replace(t, r"(\.[0-9]*?)0+(?=$|E)", "$1")  # trailing fraction zeros
-    t = F.regexp_replace(F.regexp_replace(t, r"\.(?=$|E)", ""), r"^(-?)\.", "${1}0.")
+    # '.5' -> '0.5'. Not "${1}0.": Java reads ${1} as a group *name* and fails the task.
+    t = F.regexp_replace(F.regexp_replace(t, r"\.(?=$|E)", ""), r"(?<=^-?)\.", "0.")
     t = F.regexp_replace(t, r"E\+?(-?)0*([0-9])", "E$1$2")  # E+07 -> E7, E-07 -> E-7
     return F.regexp_replace(t, r"^-(0)$", "$1")
 
@@ -248,6 +249,9 @@ def json_value(text: Column, what: str) -> Value:
         .when(missing_comma, F.lit(f"{what}: not valid JSON (a missing comma or colon)"))
         .when(unbalanced, F.lit(f"{what}: not valid JSON (unbalanced brackets)"))
         .when(too_long, F.lit(f"{what}: a JSON number has more than {MAX_DIGITS} significant digits"))
+        # What the regex checks cannot see ('{"a":}', '{"a"}', '["k": 1]', '', a bad escape) would
+        # otherwise make the item's JSON unparseable with no problem set. Jackson parses it.
+        .when(F.get_json_object(text, "$").isNull(), F.lit(f"{what}: not valid JSON"))
     )
     # A document with a problem quarantines its item, so its JSON need not be guarded here.
     return Value(json, size.cast("long"), problem)
@@ -264,7 +268,8 @@ def list_value(array: Column, element: T.DataType, kind: str | None, options: Op
         inner = scalar_value(x, element, element_kind, None, options, what)
         return Value(
             F.coalesce(inner.json, null_elem.json),
-            F.coalesce(inner.size, null_elem.size),
+            # A NULL element is written as {"NULL":true}: 1 byte, whatever the null policy says.
+            F.when(inner.json.isNull(), null_elem.size).otherwise(inner.size),
             inner.problem,
         )
 
@@ -283,7 +288,9 @@ def set_value(array: Column, element: T.DataType, kind: str | None, options: Opt
     present = F.filter(array, lambda x: x.isNotNull())
     if number:
         members = F.array_distinct(F.transform(present, lambda x: plain_decimal(x.cast("string"))))
-        bad = F.filter(members, lambda m: (significant_digits(m) > MAX_DIGITS) | ~m.rlike(r"^-?[0-9]+(\.[0-9]+)?$"))
+        # plain_decimal keeps exponent forms ('1E-8', a double's text): DynamoDB takes them.
+        bad = F.filter(members, lambda m: (significant_digits(m) > MAX_DIGITS)
+                       | ~m.rlike(r"^-?[0-9]+(\.[0-9]+)?(E-?[0-9]+)?$"))
         json = F.to_json(F.struct(members.alias("NS")))
         sizes = F.transform(members, lambda m: F.ceil(F.greatest(significant_digits(m), F.lit(1)) / 2).cast("long") + 1)
         problem = F.when(F.size(bad) > 0, F.concat(F.lit(f"{what}: set member "), F.element_at(bad, 1),
