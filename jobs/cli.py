@@ -124,13 +124,26 @@ def _summary(figures: dict) -> None:
     console.print(f"status: {figures.get('status', 'failed')}")
 
 
+def _budget_text(ctx, param, value: str | None) -> str | None:
+    from jobs.pacing import BudgetSpec
+
+    if value is not None:
+        try:
+            BudgetSpec.parse(value)
+        except CarveError as exc:
+            raise click.BadParameter(str(exc)) from None
+    return value
+
+
 def run_options(function):
     for option in reversed([
         click.option("--endpoint-url", help="DynamoDB endpoint (default: $CARVE_ENDPOINT_URL, else AWS)."),
         click.option("--region", default=lambda: os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
                      show_default="$AWS_DEFAULT_REGION or us-east-1"),
-        click.option("--write-rate", type=click.FloatRange(min=0, min_open=True),
-                     help="WCU per second for the whole job (overrides target.write_rate)."),
+        click.option("--write-rate", callback=_budget_text, metavar="WCU_PER_S|SHARE%",
+                     help="Budget for the whole job: write units per second (1500) or a share of the table's "
+                          "capacity (80%); overrides target.write_rate. Default: 80% of a provisioned table, "
+                          "an on-demand table's maximum (else 4,000)."),
         click.option("--report-dir", type=click.Path(file_okay=False),
                      help="Where report.json, quarantine/ and data_docs/ go (default reports/<name>-<time>)."),
     ]):

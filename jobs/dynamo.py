@@ -1,15 +1,15 @@
 """DynamoDB: create the target table, and write items from the executors within a write-unit budget.
 
-The writer runs where the items are (`write_partition`, one call per Spark task). Each task gets an
-equal share of the job's budget and charges a token bucket with every item's write units before
-sending it, so the job as a whole never asks DynamoDB for more than the budget. Throttles and
-unprocessed items are resent after exponential backoff with jitter, never at once; when the
-attempts run out the items come back as failed rows with a reason, and the caller raises.
+The writer runs where the items are (`write_partition`, one call per Spark task). Each task asks
+the driver's coordinator (jobs.pacing) for its share of the budget and charges a token bucket with
+every batch's write units before sending it; what DynamoDB reports as consumed (table and GSIs)
+corrects the charge. Throttles cut the task's pace (AIMD) and, like unprocessed items, are resent
+after exponential backoff with jitter, never at once; when the attempts run out the items come
+back as failed rows with a reason, and the caller puts them in the dead letter and fails the run.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import random
 import time
@@ -18,14 +18,17 @@ from functools import partial
 from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
 import boto3
+import urllib3
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
 from botocore.config import Config
-from botocore.exceptions import ClientError, HTTPClientError
-from botocore.exceptions import ConnectionError as BotoConnectionError
-from pyspark import StorageLevel
+from botocore.exceptions import ClientError
+from pyspark import StorageLevel, TaskContext
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
+from jobs.pacing import HEARTBEAT_SECONDS, Budget, Coordinator, Pace
 from jobs.reconcile import item_digest
 from transforms.errors import CarveError
 
@@ -71,10 +74,6 @@ def _key_schema(partition_key: str, sort_key: str | None) -> list[dict[str, str]
 
 def _error_code(exc: ClientError) -> str:
     return exc.response.get("Error", {}).get("Code", "")
-
-
-def _http_status(exc: ClientError) -> int:
-    return exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
 
 
 def table_exists(client: Any, name: str) -> bool:
@@ -148,7 +147,7 @@ def delete_table(client: Any, name: str) -> None:
     client.get_waiter("table_not_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 300})
 
 
-# --- settings, client, rate ------------------------------------------------------------------
+# --- settings and transport --------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -157,9 +156,9 @@ class WriteSettings:
     endpoint_url: str | None
     region: str
     units_per_second: float | None  # budget for the whole job, all tasks together; None = unlimited
-    max_attempts: int = 10  # sends per batch, the first included
+    max_attempts: int = 30  # sends per batch, the first included
     base_delay: float = 0.05  # seconds; the backoff ceiling doubles from here on every retry
-    max_delay: float = 5.0
+    max_delay: float = 10.0
 
     def __post_init__(self) -> None:
         if self.units_per_second is not None and self.units_per_second <= 0:
@@ -170,62 +169,73 @@ class WriteSettings:
             raise CarveError("backoff needs 0 < base_delay <= max_delay")
 
 
-ClientFactory = Callable[[WriteSettings], Any]
-
-
 def dynamodb_client(settings: WriteSettings) -> Any:
-    """A low-level DynamoDB client for the writer, built on the executor.
-
-    botocore's own retries are off: otherwise it would resend throttled calls at once and out of
-    sight, and write_partition could neither back off properly nor count them.
-    """
-    config = Config(
-        region_name=settings.region,
-        retries={"mode": "standard", "total_max_attempts": 1},
-        connect_timeout=5,
-        read_timeout=30,
-    )
+    """A low-level boto3 DynamoDB client for table management on the driver (standard retries)."""
+    config = Config(region_name=settings.region, retries={"mode": "standard"}, connect_timeout=5, read_timeout=30)
     return boto3.session.Session().client("dynamodb", endpoint_url=settings.endpoint_url, config=config)
 
 
-class TokenBucket:
-    """Write units refilled continuously at `rate` per second, holding at most `capacity`.
+class Answer(NamedTuple):
+    status: int
+    code: str  # DynamoDB's error type ("ProvisionedThroughputExceededException"), "" on success
+    message: str
+    body: dict[str, Any]
 
-    `take` charges first and then says how long to wait, so the balance can go below zero: an item
-    worth more units than the capacity still goes through, and the debt is paid by waiting. Over
-    any span of t seconds at most capacity + rate * t units are handed out.
+
+class TransportError(Exception):
+    """No answer: the connection failed, dropped or timed out. The request may have been applied."""
+
+
+class HttpTransport:
+    """Signed DynamoDB JSON-protocol calls over one kept-alive connection, with no retries of its own.
+
+    The items are already DynamoDB wire JSON (built in Spark), so the request body is put together
+    by joining those strings: nothing is parsed, validated or re-serialized per item. That is where
+    boto3 spends most of its CPU. Credentials and endpoint come from boto3's usual chain, so
+    profiles, instance and container roles (Glue) and endpoint settings work as with boto3.
     """
 
-    def __init__(self, rate: float, capacity: float, clock: Callable[[], float]):
-        if rate <= 0 or capacity <= 0:
-            raise ValueError("rate and capacity must be positive")
-        self.rate = rate
-        self.capacity = capacity
-        self._clock = clock
-        self._tokens = capacity
-        self._last = clock()
+    def __init__(self, settings: WriteSettings):
+        session = boto3.session.Session()
+        credentials = session.get_credentials()
+        if credentials is None:
+            raise CarveError("no AWS credentials found for DynamoDB (environment, profile or role)")
+        self._credentials = credentials
+        self._region = settings.region
+        endpoint = session.client("dynamodb", region_name=settings.region, endpoint_url=settings.endpoint_url).meta.endpoint_url
+        self._url = endpoint if urllib3.util.parse_url(endpoint).path else endpoint.rstrip("/") + "/"
+        self._pool = urllib3.PoolManager(num_pools=1, maxsize=1, retries=False,
+                                         timeout=urllib3.Timeout(connect=5, read=60))
 
-    @property
-    def tokens(self) -> float:
-        self._refill()
-        return self._tokens
+    def post(self, operation: str, body: bytes) -> Answer:
+        request = AWSRequest("POST", self._url, data=body, headers={
+            "Content-Type": "application/x-amz-json-1.0",
+            "X-Amz-Target": f"DynamoDB_20120810.{operation}",
+        })
+        SigV4Auth(self._credentials.get_frozen_credentials(), "dynamodb", self._region).add_auth(request)
+        try:
+            response = self._pool.request("POST", self._url, body=body, headers=dict(request.headers.items()),
+                                          retries=False, preload_content=True)
+        except urllib3.exceptions.HTTPError as exc:
+            raise TransportError(f"{type(exc).__name__}: {exc}") from None
+        return parse_answer(response.status, response.data)
 
-    def _refill(self) -> None:
-        now = self._clock()
-        self._tokens = min(self.capacity, self._tokens + (now - self._last) * self.rate)
-        self._last = now
 
-    def take(self, units: float) -> float:
-        """Charge `units`; returns the seconds to wait before using them (0 when already covered)."""
-        self._refill()
-        self._tokens -= units
-        return 0.0 if self._tokens >= 0 else -self._tokens / self.rate
+def parse_answer(status: int, data: bytes) -> Answer:
+    try:
+        body = json.loads(data) if data else {}
+    except ValueError:
+        body = {}
+    if not isinstance(body, dict):
+        body = {}
+    if status == 200:
+        return Answer(status, "", "", body)
+    code = str(body.get("__type", "")).rpartition("#")[2]
+    message = str(body.get("message") or body.get("Message") or "")
+    return Answer(status, code, message, body)
 
-    def acquire(self, units: float, sleep: Callable[[float], None]) -> float:
-        wait = self.take(units)
-        if wait > 0:
-            sleep(wait)
-        return wait
+
+TransportFactory = Callable[[WriteSettings], Any]  # returns an object with post(operation, body) -> Answer
 
 
 def backoff_delay(retry: int, base: float, cap: float, rng: random.Random) -> float:
@@ -249,10 +259,12 @@ class TaskStats(NamedTuple):
 
     kind: str
     written: int
-    wcu_consumed: float
+    wcu_consumed: float  # table and indexes, as DynamoDB reported
     throttled: int  # calls answered with a throttling error or with UnprocessedItems
     retries: int  # calls that resent items after a backoff
     batches: int  # BatchWriteItem calls made, resends included
+    timeline: str  # JSON {epoch second: WCU consumed in it}
+    wcu_indexes: float = 0.0  # the part of wcu_consumed that went to GSIs
 
 
 class FailedItem(NamedTuple):
@@ -266,44 +278,18 @@ class FailedItem(NamedTuple):
     reason: str
 
 
-@dataclass(slots=True)
-class PendingItem:
-    """An item on its way: the row's fields plus the parsed item the client sends."""
-
+class PendingItem(NamedTuple):
     entity: str
     pk: str
     sk: str | None
-    item: str  # the wire JSON as received, for the dead letter
-    wire: dict[str, Any]  # what the client sends
+    item: str  # DynamoDB wire JSON, sent as it is
     wcu: int
 
 
-def _wire_value(value: dict[str, Any]) -> dict[str, Any]:
-    ((kind, inner),) = value.items()
-    if kind == "B":
-        return {"B": base64.b64decode(inner, validate=True)}
-    if kind == "BS":
-        return {"BS": [base64.b64decode(b, validate=True) for b in inner]}
-    if kind == "L":
-        return {"L": [_wire_value(v) for v in inner]}
-    if kind == "M":
-        return {"M": {name: _wire_value(v) for name, v in inner.items()}}
-    return value
-
-
-def wire_item(item_json: str) -> dict[str, Any]:
-    """The item JSON as the low-level client takes it.
-
-    Everything passes through as parsed except binary: botocore base64-encodes B values itself, so
-    the base64 text in the JSON must become bytes first or it would be stored encoded twice.
-    """
-    return {name: _wire_value(value) for name, value in json.loads(item_json).items()}
-
-
 def pending_items(rows: Iterable[Any]) -> Iterator[PendingItem]:
-    """Rows with entity, pk, sk, item, wcu (Spark Rows or anything with those attributes), parsed."""
+    """Rows with entity, pk, sk, item, wcu (Spark Rows or anything with those attributes)."""
     for row in rows:
-        yield PendingItem(row.entity, row.pk, row.sk, row.item, wire_item(row.item), row.wcu)
+        yield PendingItem(row.entity, row.pk, row.sk, row.item, row.wcu)
 
 
 def batches(items: Iterable[PendingItem], size: int = MAX_BATCH) -> Iterator[list[PendingItem]]:
@@ -321,9 +307,15 @@ def batches(items: Iterable[PendingItem], size: int = MAX_BATCH) -> Iterator[lis
         yield batch
 
 
+def batch_body(table: str, items: list[PendingItem]) -> bytes:
+    """The BatchWriteItem request, joined from the items' wire JSON."""
+    puts = ",".join('{"PutRequest":{"Item":' + p.item + "}}" for p in items)
+    return ('{"RequestItems":{' + json.dumps(table) + ":[" + puts + ']},"ReturnConsumedCapacity":"INDEXES"}').encode()
+
+
 def _still_pending(sent: list[PendingItem], unprocessed: list[dict[str, Any]]) -> list[PendingItem]:
     """The sent items DynamoDB handed back, matched by digest (it may respell numbers and binary)."""
-    by_digest = {item_digest(p.wire): p for p in sent}
+    by_digest = {item_digest(json.loads(p.item)): p for p in sent}
     left = []
     for request in unprocessed:
         digest = item_digest(request["PutRequest"]["Item"])
@@ -337,30 +329,55 @@ def _failed(item: PendingItem, reason: str) -> FailedItem:
     return FailedItem(FAILED, item.entity, item.pk, item.sk, item.item, reason)
 
 
+def _consumed(answer: Answer) -> tuple[float | None, float]:
+    """Total and GSI write units from ConsumedCapacity; None when the endpoint reports none."""
+    entries = answer.body.get("ConsumedCapacity")
+    if not entries:
+        return None, 0.0
+    total = sum(float(c.get("CapacityUnits", 0.0)) for c in entries)
+    indexes = sum(float(i.get("CapacityUnits", 0.0)) for c in entries
+                  for i in (c.get("GlobalSecondaryIndexes") or {}).values())
+    return total, indexes
+
+
 class _Writer:
     """One task's sending loop and counters."""
 
     def __init__(
         self,
-        client: Any,
+        transport: Any,
         settings: WriteSettings,
-        bucket: TokenBucket | None,
+        share: Any | None,  # pacing.Link or StaticShare; None: no budget
+        task: tuple[int, int],
+        clock: Callable[[], float],
         sleep: Callable[[float], None],
         rng: random.Random,
     ):
-        self._client = client
+        self._transport = transport
         self._settings = settings
-        self._bucket = bucket
+        self._share = share
+        self._task = task
+        self._clock = clock
         self._sleep = sleep
         self._rng = rng
+        self.pace = Pace(share.ask(*task), clock) if share is not None else None
+        self._asked = clock()
         self.written = 0
         self.consumed = 0.0
+        self.consumed_indexes = 0.0
         self.throttled = 0
         self.retries = 0
         self.calls = 0
+        self.timeline: dict[int, float] = {}
 
     def stats(self) -> TaskStats:
-        return TaskStats(STATS, self.written, self.consumed, self.throttled, self.retries, self.calls)
+        timeline = json.dumps({str(k): round(v, 3) for k, v in sorted(self.timeline.items())})
+        return TaskStats(STATS, self.written, self.consumed, self.throttled, self.retries, self.calls, timeline,
+                         self.consumed_indexes)
+
+    def finish(self) -> None:
+        if self._share is not None:
+            self._share.ask(*self._task, done=True)
 
     def write(self, batch: list[PendingItem]) -> Iterator[FailedItem]:
         """Send the batch until every item is written or the attempts run out; yields what failed."""
@@ -370,12 +387,9 @@ class _Writer:
             if attempt > 1:
                 self.retries += 1
                 self._sleep(backoff_delay(attempt - 1, settings.base_delay, settings.max_delay, self._rng))
-            try:
-                pending, reason = self._send(pending)
-            except ClientError as exc:
-                if _error_code(exc) != "ValidationException":
-                    raise  # wrong table, no access, ...: every item would fail alike, so stop the job
-                yield from self._isolate(pending, f"ValidationException: {exc.response['Error'].get('Message', '')}")
+            pending, reason, invalid = self._send(pending)
+            if invalid:
+                yield from self._isolate(pending, reason)
                 return
             if not pending:
                 return
@@ -391,63 +405,80 @@ class _Writer:
         for item in pending:
             yield from self.write([item])
 
-    def _send(self, pending: list[PendingItem]) -> tuple[list[PendingItem], str]:
-        """One BatchWriteItem call; returns the items still to send and why."""
+    def _pace(self, units: float) -> None:
+        if self.pace is None:
+            return
+        now = self._clock()
+        if now - self._asked >= HEARTBEAT_SECONDS:
+            self._asked = now
+            self.pace.set_share(self._share.ask(*self._task))
+        self.pace.acquire(units, self._sleep)
+
+    def _send(self, pending: list[PendingItem]) -> tuple[list[PendingItem], str, bool]:
+        """One BatchWriteItem call; returns the items still to send, why, and whether they are invalid."""
         charged = sum(p.wcu for p in pending)
-        if self._bucket is not None:
-            self._bucket.acquire(charged, self._sleep)
+        self._pace(charged)
         self.calls += 1
         table = self._settings.table
         try:
-            response = self._client.batch_write_item(
-                RequestItems={table: [{"PutRequest": {"Item": p.wire}} for p in pending]},
-                ReturnConsumedCapacity="TOTAL",
-            )
-        except ClientError as exc:
-            code = _error_code(exc)
-            if code in THROTTLING_CODES:
+            answer = self._transport.post("BatchWriteItem", batch_body(table, pending))
+        except TransportError as exc:
+            return pending, f"connection error: {exc}", False
+        if answer.status != 200:
+            if answer.code in THROTTLING_CODES:
                 self.throttled += 1
-                return pending, code
-            if code in SERVER_ERROR_CODES or _http_status(exc) >= 500:
-                return pending, f"{code or 'server error'} (HTTP {_http_status(exc)})"
-            raise
-        except (BotoConnectionError, HTTPClientError) as exc:
-            return pending, f"connection error: {exc}"
-        consumed = sum(c.get("CapacityUnits", 0.0) for c in response.get("ConsumedCapacity", []))
-        self.consumed += consumed
-        if self._bucket is not None and consumed > charged:
-            # DynamoDB charged more than the estimate: take the difference now; the debt makes the
-            # next acquire wait, so the budget holds to what was really consumed.
-            self._bucket.take(consumed - charged)
-        unprocessed = response.get("UnprocessedItems", {}).get(table, [])
+                if self.pace is not None:
+                    self.pace.charge(-charged)  # a throttled call consumed nothing
+                    self.pace.throttled()
+                return pending, answer.code, False
+            if answer.code == "ValidationException":
+                return pending, f"ValidationException: {answer.message}", True
+            if answer.code in SERVER_ERROR_CODES or answer.status >= 500:
+                return pending, f"{answer.code or 'server error'} (HTTP {answer.status})", False
+            # Wrong table, no access, bad credentials: every item would fail alike, so stop the job.
+            raise CarveError(f"BatchWriteItem into {table} failed: {answer.code or f'HTTP {answer.status}'}: {answer.message}")
+        consumed, indexes = _consumed(answer)
+        if consumed is not None:
+            self.consumed += consumed
+            self.consumed_indexes += indexes
+            second = int(time.time())
+            self.timeline[second] = self.timeline.get(second, 0.0) + consumed
+            if self.pace is not None and consumed != charged:
+                # Correct the estimate by what DynamoDB charged: a debt slows the next send down,
+                # a refund (unprocessed items, smaller items than estimated) speeds it up.
+                self.pace.charge(consumed - charged)
+        unprocessed = answer.body.get("UnprocessedItems", {}).get(table, [])
         if not unprocessed:
             self.written += len(pending)
-            return [], ""
+            return [], "", False
         self.throttled += 1
+        if self.pace is not None:
+            self.pace.throttled()
         left = _still_pending(pending, unprocessed)
         self.written += len(pending) - len(left)
-        return left, "UnprocessedItems"
+        return left, "UnprocessedItems", False
 
 
 def write_partition(
     rows: Iterable[Any],
     settings: WriteSettings,
-    task_rate: float | None,
-    client_factory: ClientFactory = dynamodb_client,
+    share: Any | None,
+    transport_factory: TransportFactory = HttpTransport,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
     rng: random.Random | None = None,
 ) -> Iterator[tuple]:
     """Write one task's rows (entity, pk, sk, item, wcu); yields FailedItem rows, then one TaskStats.
 
-    task_rate is this task's share of the budget in write units per second (None: no limit). The
-    bucket holds about one second of it, so a task never bursts much above its share.
+    share tells this task its part of the budget in write units per second (a pacing.Link to the
+    driver's coordinator, or a StaticShare); None writes without a limit.
     """
-    client = client_factory(settings)
-    bucket = TokenBucket(task_rate, task_rate, clock) if task_rate else None
-    writer = _Writer(client, settings, bucket, sleep, rng or random.Random())
+    context = TaskContext.get()
+    task = (context.partitionId(), context.attemptNumber()) if context else (0, 0)
+    writer = _Writer(transport_factory(settings), settings, share, task, clock, sleep, rng or random.Random())
     for batch in batches(pending_items(rows)):
         yield from writer.write(batch)
+    writer.finish()
     yield writer.stats()
 
 
@@ -468,11 +499,14 @@ FAILED_SCHEMA = StructType(
 class WriteResult:
     items_written: int
     wcu_consumed: float
+    wcu_indexes: float
     throttled_requests: int
     retries: int
     batches: int
     failed: DataFrame  # entity, pk, sk, item, reason; cached
     failed_count: int
+    timeline: dict[int, float]  # epoch second -> WCU consumed, all tasks
+    budget_timeline: list[tuple[float, float]]  # (epoch second, WCU/s) whenever the budget changed
 
 
 def task_slots(spark: SparkSession) -> int:
@@ -481,41 +515,63 @@ def task_slots(spark: SparkSession) -> int:
 
 
 def write_items(
-    items_df: DataFrame, settings: WriteSettings, client_factory: ClientFactory = dynamodb_client
+    items_df: DataFrame,
+    settings: WriteSettings,
+    transport_factory: TransportFactory = HttpTransport,
+    budget: Callable[[], Budget] | None = None,
 ) -> WriteResult:
-    """Write the items (entity, pk, sk, item, wcu, ...) from the executors within settings' budget.
+    """Write the items (entity, pk, sk, item, wcu, ...) from the executors within the budget.
 
-    Returns what failed instead of raising: the caller puts it in the dead letter and raises
-    WriteFailedError when failed_count > 0.
+    `budget` is re-read while the job runs (a share of the table's capacity follows autoscaling);
+    without it, settings.units_per_second is the budget (None: no limit). Returns what failed
+    instead of raising: the caller puts it in the dead letter and raises WriteFailedError.
     """
     spark = items_df.sparkSession
     slots = task_slots(spark)
-    # One task per slot, all running at once, each with an equal share: together exactly the budget.
-    task_rate = None if settings.units_per_second is None else settings.units_per_second / slots
+    if budget is None and settings.units_per_second is not None:
+        fixed = Budget(settings.units_per_second, f"{settings.units_per_second:,.0f} WCU/s")
+        budget = lambda: fixed  # noqa: E731
     rows = (
         items_df.select("entity", "pk", "sk", "item", "wcu")
+        # One task per slot, all running at once, each with its share of the budget.
         .repartition(slots)
         # Source order would write an item collection (one pk) back to back and hit the
-        # 1,000 WCU/s partition limit; hash order interleaves partition keys.
+        # 1,000 WCU/s partition limit; hash order spreads every partition key over the whole run.
         .sortWithinPartitions(F.xxhash64("pk", "sk"))
     )
-    write = partial(write_partition, settings=settings, task_rate=task_rate, client_factory=client_factory)
-    # Read twice (stats now, failed items whenever the caller likes) but the items must be written
-    # once. persist keeps PySpark from fusing the filters below into the writing function; the
-    # local checkpoint cuts the lineage, so an evicted block can never lead Spark back to the
-    # writes. It holds only the small outcome tuples and lives as long as `failed` refers to it.
-    outcomes = rows.rdd.mapPartitions(write).persist(StorageLevel.MEMORY_AND_DISK)
-    outcomes.localCheckpoint()
-    stats = outcomes.filter(lambda o: o[0] == STATS).collect()
+    coordinator = None
+    if budget is not None:
+        host = spark.sparkContext.getConf().get("spark.driver.host", "127.0.0.1")
+        coordinator = Coordinator(budget, tasks=slots, slots=slots, host=host).start()
+    try:
+        write = partial(write_partition, settings=settings, share=coordinator.link() if coordinator else None,
+                        transport_factory=transport_factory)
+        # Read twice (stats now, failed items whenever the caller likes) but the items must be
+        # written once. persist keeps PySpark from fusing the filters below into the writing
+        # function; the local checkpoint cuts the lineage, so an evicted block can never lead
+        # Spark back to the writes. It holds only the small outcome tuples.
+        outcomes = rows.rdd.mapPartitions(write).persist(StorageLevel.MEMORY_AND_DISK)
+        outcomes.localCheckpoint()
+        stats = [TaskStats(*o) for o in outcomes.filter(lambda o: o[0] == STATS).collect()]
+    finally:
+        if coordinator is not None:
+            coordinator.stop()
     failed = spark.createDataFrame(outcomes.filter(lambda o: o[0] == FAILED).map(lambda o: o[1:]), FAILED_SCHEMA)
     failed = failed.cache()
     failed_count = failed.count()
+    timeline: dict[int, float] = {}
+    for s in stats:
+        for second, units in json.loads(s.timeline).items():
+            timeline[int(second)] = timeline.get(int(second), 0.0) + units
     return WriteResult(
         items_written=sum(s.written for s in stats),
         wcu_consumed=sum(s.wcu_consumed for s in stats),
+        wcu_indexes=sum(s.wcu_indexes for s in stats),
         throttled_requests=sum(s.throttled for s in stats),
         retries=sum(s.retries for s in stats),
         batches=sum(s.batches for s in stats),
         failed=failed,
         failed_count=failed_count,
+        timeline=dict(sorted(timeline.items())),
+        budget_timeline=coordinator.budget_timeline if coordinator else [],
     )

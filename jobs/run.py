@@ -14,7 +14,10 @@ from pyspark.sql import functions as F
 from rich.console import Console
 
 from expectations.validate import validate_items, validate_source
-from jobs.dynamo import IndexSpec, TableSpec, WriteSettings, dynamodb_client, ensure_table, task_slots, write_items
+from jobs.dynamo import (IndexSpec, TableSpec, WriteResult, WriteSettings, dynamodb_client, ensure_table, task_slots,
+                         write_items)
+from jobs.pacing import Budget, BudgetSpec, resolve_budget
+from jobs.rate_report import plot_rate, rate_series, summarize
 from jobs.progress import Stages
 from jobs.reconcile import expected_digests, reconcile, scan_digests
 from jobs.sources import Connection, full_schema_frames, read_sources, unpersist
@@ -29,7 +32,7 @@ class RunOptions:
     report_dir: Path
     endpoint_url: str | None = None
     region: str = "us-east-1"
-    write_rate: float | None = None  # WCU/s for the whole job; overrides the mapping's
+    write_rate: str | None = None  # '1500' WCU/s or '80%' of capacity; overrides the mapping's
     create_table: bool = True
 
 
@@ -43,9 +46,16 @@ def table_spec(mapping: Mapping) -> TableSpec:
     return TableSpec(target.table, target.key.partition, target.key.sort, indexes)
 
 
-def write_settings(mapping: Mapping, options: RunOptions) -> WriteSettings:
-    rate = options.write_rate or (mapping.target.write_rate.units_per_second if mapping.target.write_rate else None)
-    return WriteSettings(mapping.target.table, options.endpoint_url, options.region, rate)
+def budget_spec(mapping: Mapping, options: RunOptions) -> BudgetSpec | None:
+    """The run's --write-rate, else the mapping's target.write_rate, else None (the default rule)."""
+    if options.write_rate is not None:
+        return BudgetSpec.parse(options.write_rate)
+    rate = mapping.target.write_rate
+    return BudgetSpec(rate.units_per_second, rate.share_of_capacity) if rate else None
+
+
+def write_settings(mapping: Mapping, options: RunOptions, units_per_second: float | None = None) -> WriteSettings:
+    return WriteSettings(mapping.target.table, options.endpoint_url, options.region, units_per_second)
 
 
 def compile_check(spark: SparkSession, conn: Connection, mapping: Mapping, mapping_file: str) -> None:
@@ -195,9 +205,16 @@ class Run:
         client = dynamodb_client(settings)
         if self.options.create_table and ensure_table(client, table_spec(self.mapping)):
             self.console.print(f"  created table {settings.table} (on-demand) at {settings.endpoint_url or 'AWS'}")
-        budget = f"{settings.units_per_second:,.0f} WCU/s" if settings.units_per_second else "no WCU limit"
-        with self.stages.stage("write", f"BatchWriteItem into {settings.table}, {budget}, {task_slots(self.spark)} tasks") as stage:
-            result = write_items(items, settings)
+        spec = budget_spec(self.mapping, self.options)
+
+        def budget() -> Budget:  # re-read while writing: a share of capacity follows autoscaling
+            return resolve_budget(spec, client.describe_table(TableName=settings.table)["Table"])
+
+        first = budget()
+        settings = write_settings(self.mapping, self.options, first.units_per_second)
+        slots = task_slots(self.spark)
+        with self.stages.stage("write", f"BatchWriteItem into {settings.table}, {first.how}, {slots} tasks") as stage:
+            result = write_items(items, settings, budget=budget)
             stage.rows = result.items_written
             stage.detail = f"{result.wcu_consumed:,.0f} WCU, {result.throttled_requests} throttled, {result.retries} retries"
         self.figures.update(
@@ -207,12 +224,32 @@ class Run:
             retries=result.retries,
             batches=result.batches,
         )
+        self._rate_report(result, first)
         if result.failed_count:
             path = self.options.report_dir / "dead_letter"
             result.failed.coalesce(1).write.mode("overwrite").json(str(path))
             self.figures["dead_letter"] = str(path)
+            self.figures["items_dead_letter"] = result.failed_count
             self.figures["items_rejected"] += result.failed_count
             raise WriteFailedError(result.failed_count, str(path))
+
+    def _rate_report(self, result: WriteResult, budget: Budget) -> None:
+        """Achieved WCU/s per second against the budget: figures in the report, and write_rate.png."""
+        series = rate_series(result.timeline, result.budget_timeline)
+        summary = summarize(series)
+        plot = plot_rate(series, self.options.report_dir / "write_rate.png",
+                         f"{self.mapping.name}: write units per second into {self.mapping.target.table}")
+        self.figures["write"] = {
+            "budget": budget.how,
+            "budget_wcu_per_second": budget.units_per_second,
+            "wcu_indexes": result.wcu_indexes,
+            "rate": summary.as_report() if summary else None,
+            "plot": str(plot) if plot else "not drawn: matplotlib is not installed",
+            "per_second": [{k: p[k] for k in ("second", "wcu", "budget")} for p in series],
+        }
+        if summary:
+            self.console.print(f"  write rate: {summary.steady_utilisation:.0%} of the budget in steady state, "
+                               f"busiest second {summary.peak_share:.0%}; plot {plot or '(matplotlib missing)'}")
 
     def _reconcile(self, items: DataFrame) -> None:
         settings = write_settings(self.mapping, self.options)

@@ -1,4 +1,4 @@
-"""The local Spark session: local[*] with the JDBC driver jars and UTC everywhere."""
+"""The local Spark session: local[*,4] with the JDBC driver jars and UTC everywhere."""
 
 from __future__ import annotations
 
@@ -31,7 +31,8 @@ def build_local_spark(
 ) -> SparkSession:
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     jars = jdbc_jars()
-    master = master or os.environ.get("CARVE_SPARK_MASTER", "local[*]")
+    # local[*,4]: a failed task is retried up to 4 times, as on a cluster (the writes are idempotent).
+    master = master or os.environ.get("CARVE_SPARK_MASTER", "local[*,4]")
     # The JVM and the session both in UTC: timestamps convert the same on every machine.
     java_opts = f"-Duser.timezone=UTC -Dfile.encoding=UTF-8 -Dlog4j.configurationFile={LOG_CONFIG}"
     builder = (

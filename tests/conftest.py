@@ -17,6 +17,7 @@ for _name, _value in LOCAL_AWS_ENV.items():
 
 @pytest.fixture(scope="session")
 def spark():
-    session = build_local_spark(app_name="carve-tests", master="local[2]", shuffle_partitions=4)
+    # local[2,4]: two task slots, and a failed task is retried up to 4 times, as on a cluster.
+    session = build_local_spark(app_name="carve-tests", master="local[2,4]", shuffle_partitions=4)
     yield session
     session.stop()

@@ -23,7 +23,7 @@ Loc = tuple[str | int, ...]
 KNOWN_KEYS = sorted(
     {
         "version", "name", "description", "source", "connection", "target", "table", "key",
-        "partition", "sort", "indexes", "write_rate", "units_per_second", "ttl", "policy", "nulls",
+        "partition", "sort", "indexes", "write_rate", "units_per_second", "share_of_capacity", "ttl", "policy", "nulls",
         "duplicates", "out_of_range_numbers", "max_rejected_share", "entities", "from", "query",
         "filter", "attributes", "column", "as", "template", "literal", "join", "one", "many",
         "order_by", "limit",

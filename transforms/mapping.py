@@ -23,6 +23,7 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
+    model_validator,
 )
 
 from transforms.templates import IDENTIFIER, TemplateSyntaxError, is_template, parse_template
@@ -196,7 +197,16 @@ class IndexSchema(Model):
 
 
 class WriteRate(Model):
-    units_per_second: float = Field(gt=0)
+    """Write units per second for the whole job, or a share of the table's capacity (0.8 = 80 %)."""
+
+    units_per_second: float | None = Field(default=None, gt=0)
+    share_of_capacity: float | None = Field(default=None, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _one_of(self) -> "WriteRate":
+        if (self.units_per_second is None) == (self.share_of_capacity is None):
+            raise ValueError("write_rate takes units_per_second or share_of_capacity: exactly one")
+        return self
 
 
 class Target(Model):

@@ -17,10 +17,13 @@ from typing import Any
 
 import boto3
 import pytest
+from pyspark import TaskContext
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import IntegerType, LongType, StringType, StructField, StructType
 
 from jobs.dynamo import (
+    Answer,
+    HttpTransport,
     IndexSpec,
     TableSpec,
     WriteSettings,
@@ -32,6 +35,7 @@ from jobs.dynamo import (
     write_items,
 )
 from jobs.local_stack import LOCAL_AWS_ENV
+from jobs.reconcile import item_digest
 
 pytestmark = pytest.mark.integration
 
@@ -214,30 +218,29 @@ def test_write_items_without_a_budget(dynamodb_endpoint, aws_spark, client, stor
 
 
 @dataclass(frozen=True)
-class DroppingClientFactory:
-    """Builds a real client that never lets some partition keys through: DynamoDB answering UnprocessedItems forever.
+class DroppingTransport:
+    """The real transport, except that some sort keys never get through: DynamoDB answering
+    UnprocessedItems forever for them.
 
     Module level, so Spark pickles it by reference and the executors import it from this file.
     """
 
     drop: frozenset[str]
 
-    def __call__(self, settings: WriteSettings) -> Any:
-        return DroppingClient(dynamodb_client(settings), self.drop)
+    def __call__(self, settings: WriteSettings) -> "DroppingTransport":
+        object.__setattr__(self, "real", HttpTransport(settings))
+        return self
 
-
-class DroppingClient:
-    def __init__(self, real: Any, drop: frozenset[str]):
-        self._real = real
-        self._drop = drop
-
-    def batch_write_item(self, RequestItems: dict[str, list[dict]], **kwargs: Any) -> dict[str, Any]:
-        ((table, requests),) = RequestItems.items()
-        dropped = [r for r in requests if r["PutRequest"]["Item"]["SK"]["S"] in self._drop]
-        kept = [r for r in requests if r not in dropped]
-        response = self._real.batch_write_item(RequestItems={table: kept}, **kwargs) if kept else {}
-        response["UnprocessedItems"] = {table: dropped} if dropped else {}
-        return response
+    def post(self, operation: str, body: bytes) -> Answer:
+        request = json.loads(body)
+        ((table, entries),) = request["RequestItems"].items()
+        dropped = [e for e in entries if e["PutRequest"]["Item"]["SK"]["S"] in self.drop]
+        kept = [e for e in entries if e not in dropped]
+        answer = Answer(200, "", "", {})
+        if kept:
+            answer = self.real.post(operation, json.dumps({**request, "RequestItems": {table: kept}}).encode())
+        answer.body["UnprocessedItems"] = {table: dropped} if dropped else {}
+        return answer
 
 
 def test_items_dynamodb_never_takes_come_back_failed_with_reasons(dynamodb_endpoint, aws_spark, client, store):
@@ -245,7 +248,7 @@ def test_items_dynamodb_never_takes_come_back_failed_with_reasons(dynamodb_endpo
     drop = frozenset({"ORDER#00003", "ORDER#00042", "PROFILE#90"})
     settings = settings_for(dynamodb_endpoint, store.name, max_attempts=3, base_delay=0.01, max_delay=0.05)
 
-    result = write_items(items, settings, client_factory=DroppingClientFactory(drop))
+    result = write_items(items, settings, transport_factory=DroppingTransport(drop))
 
     assert result.failed_count == 3
     assert result.items_written == 97
@@ -261,31 +264,26 @@ def test_items_dynamodb_never_takes_come_back_failed_with_reasons(dynamodb_endpo
 
 
 @dataclass(frozen=True)
-class CountingClientFactory:
-    """A real client that appends a line to `log` for every BatchWriteItem call (executors share this disk)."""
+class CountingTransport:
+    """The real transport, appending a line to `log` for every call (executors share this disk)."""
 
     log: str
 
-    def __call__(self, settings: WriteSettings) -> Any:
-        return CountingClient(dynamodb_client(settings), self.log)
+    def __call__(self, settings: WriteSettings) -> "CountingTransport":
+        object.__setattr__(self, "real", HttpTransport(settings))
+        return self
 
-
-class CountingClient:
-    def __init__(self, real: Any, log: str):
-        self._real = real
-        self._log = log
-
-    def batch_write_item(self, **kwargs: Any) -> dict[str, Any]:
-        with open(self._log, "a") as log:
+    def post(self, operation: str, body: bytes) -> Answer:
+        with open(self.log, "a") as log:
             log.write("call\n")
-        return self._real.batch_write_item(**kwargs)
+        return self.real.post(operation, body)
 
 
 def test_reading_the_result_again_never_writes_again(dynamodb_endpoint, aws_spark, store, tmp_path):
     log = tmp_path / "calls.log"
     settings = settings_for(dynamodb_endpoint, store.name)
 
-    result = write_items(items_frame(aws_spark, 100), settings, client_factory=CountingClientFactory(str(log)))
+    result = write_items(items_frame(aws_spark, 100), settings, transport_factory=CountingTransport(str(log)))
     result.failed.unpersist()  # as if evicted: Spark must rebuild it from the outcomes, not the writes
     assert result.failed.count() == 0
 
@@ -302,3 +300,55 @@ def test_an_item_dynamodb_rejects_fails_alone(dynamodb_endpoint, aws_spark, clie
     assert result.items_written == 30
     ((row),) = result.failed.collect()
     assert row.pk == "CUSTOMER#bad" and row.reason.startswith("ValidationException: ")
+
+
+class DyingTransport:
+    """The real transport, in a Python worker that dies (os._exit, as an executor lost mid-task
+    would) after `after` calls of the first attempt of partition 0, leaving a marker file first."""
+
+    def __init__(self, after: int, marker: str):
+        self.after = after
+        self.marker = marker
+
+    def __call__(self, settings: WriteSettings) -> "_Dying":
+        context = TaskContext.get()
+        doomed = context.partitionId() == 0 and context.attemptNumber() == 0
+        return _Dying(HttpTransport(settings), self.after if doomed else None, self.marker)
+
+
+class _Dying:
+    def __init__(self, real: HttpTransport, after: int | None, marker: str):
+        self.real, self.after, self.marker, self.calls = real, after, marker, 0
+
+    def post(self, operation: str, body: bytes) -> Answer:
+        if self.calls == self.after:
+            with open(self.marker, "w") as marker:
+                marker.write(f"died after {self.calls} calls\n")
+            os._exit(1)
+        self.calls += 1
+        return self.real.post(operation, body)
+
+
+def table_digests(client, table: str) -> dict[tuple[str, str], str]:
+    return {(i["PK"]["S"], i["SK"]["S"]): item_digest(i) for i in scan_all(client, table)}
+
+
+def test_a_task_killed_mid_write_and_retried_leaves_the_table_as_a_clean_run(dynamodb_endpoint, aws_spark, client, store):
+    items = items_frame(aws_spark, 400).cache()
+    clean = TableSpec(f"Clean-{uuid.uuid4().hex[:8]}", store.partition_key, store.sort_key, store.indexes)
+    ensure_table(client, clean)
+    marker = f"/tmp/carve-dying-{uuid.uuid4().hex}"
+    try:
+        write_items(items, settings_for(dynamodb_endpoint, clean.name))
+        result = write_items(items, settings_for(dynamodb_endpoint, store.name, units_per_second=4000.0),
+                             transport_factory=DyingTransport(after=3, marker=marker))
+
+        assert os.path.exists(marker), "the first attempt of partition 0 should have died"
+        # Stats come from the attempts that finished: the retried task wrote its whole partition.
+        assert (result.items_written, result.failed_count) == (400, 0)
+        assert table_digests(client, store.name) == table_digests(client, clean.name)
+        assert len(table_digests(client, clean.name)) == 400
+    finally:
+        delete_table(client, clean.name)
+        if os.path.exists(marker):
+            os.remove(marker)

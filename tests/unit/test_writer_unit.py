@@ -1,7 +1,7 @@
-"""write_partition against a fake DynamoDB client and a fake clock: batching, backoff, rate, failures.
+"""write_partition against a fake DynamoDB transport and a fake clock: batching, backoff, rate, failures.
 
-The fake sits at a boundary we own (the client factory); the same code runs against dynalite in
-tests/integration/test_writer_dynalite.py.
+The fake sits at a boundary we own (the transport factory: one signed JSON call in, one answer
+out); the same code runs against dynalite and the capacity proxy in tests/integration.
 """
 
 from __future__ import annotations
@@ -12,20 +12,23 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import pytest
-from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError
 from pyspark.sql import Row
 
 from jobs.dynamo import (
     FAILED,
     MAX_BATCH,
     STATS,
+    Answer,
     TaskStats,
+    TransportError,
     WriteSettings,
     backoff_delay,
     batches,
-    write_partition,
     pending_items,
+    write_partition,
 )
+from jobs.pacing import StaticShare
+from transforms.errors import CarveError
 
 TABLE = "Store"
 
@@ -50,7 +53,7 @@ class Call:
     return_consumed_capacity: str
 
 
-Action = Callable[[list[dict[str, Any]]], dict[str, Any]]
+Action = Callable[[list[dict[str, Any]]], "dict[str, Any] | Answer"]
 
 
 def ok(items: list[dict[str, Any]], units_per_item: float = 1.0) -> dict[str, Any]:
@@ -70,11 +73,12 @@ def unprocess_last(n: int) -> Action:
     return action
 
 
-def client_error(code: str, status: int = 400) -> ClientError:
-    return ClientError(
-        {"Error": {"Code": code, "Message": f"{code} from the fake"}, "ResponseMetadata": {"HTTPStatusCode": status}},
-        "BatchWriteItem",
-    )
+def error(code: str, status: int = 400) -> Answer:
+    return Answer(status, code, f"{code} from the fake", {"__type": f"com.amazonaws.dynamodb.v20120810#{code}"})
+
+
+def answering(answer: Answer) -> Action:
+    return lambda items: answer
 
 
 def raising(exc: Exception) -> Action:
@@ -85,7 +89,10 @@ def raising(exc: Exception) -> Action:
 
 
 class FakeDynamo:
-    """Records every BatchWriteItem call with the fake time it arrived; answers from a script, then `default`."""
+    """Records every BatchWriteItem call with the fake time it arrived; answers from a script, then `default`.
+
+    It reads the request body as DynamoDB would, so what it records is exactly what went on the wire.
+    """
 
     def __init__(self, clock: FakeClock, script: list[Action] | None = None, default: Action = ok):
         self.clock = clock
@@ -93,12 +100,15 @@ class FakeDynamo:
         self.default = default
         self.calls: list[Call] = []
 
-    def batch_write_item(self, RequestItems: dict[str, list[dict]], ReturnConsumedCapacity: str) -> dict[str, Any]:
-        assert list(RequestItems) == [TABLE]
-        items = [request["PutRequest"]["Item"] for request in RequestItems[TABLE]]
-        self.calls.append(Call(self.clock.now, items, ReturnConsumedCapacity))
+    def post(self, operation: str, body: bytes) -> Answer:
+        assert operation == "BatchWriteItem"
+        request = json.loads(body)
+        assert list(request["RequestItems"]) == [TABLE]
+        items = [entry["PutRequest"]["Item"] for entry in request["RequestItems"][TABLE]]
+        self.calls.append(Call(self.clock.now, items, request["ReturnConsumedCapacity"]))
         action = self.script.pop(0) if self.script else self.default
-        return action(items)
+        result = action(items)
+        return result if isinstance(result, Answer) else Answer(200, "", "", result)
 
 
 def item_row(n: int, wcu: int = 1, sk: str | None = "PROFILE", entity: str = "customer") -> Row:
@@ -119,8 +129,8 @@ def run(rows, fake: FakeDynamo, clock: FakeClock, task_rate: float | None = None
         write_partition(
             rows,
             settings(**overrides),
-            task_rate,
-            client_factory=lambda _settings: fake,
+            StaticShare(task_rate) if task_rate else None,
+            transport_factory=lambda _settings: fake,
             clock=clock,
             sleep=clock.sleep,
             rng=random.Random(seed),
@@ -148,7 +158,8 @@ def test_batches_hold_at_most_25_items_and_all_items_are_sent_once():
         (f"CUSTOMER#{n}", "PROFILE") for n in range(60)
     )
     assert failed == []
-    assert stats == TaskStats(STATS, written=60, wcu_consumed=60.0, throttled=0, retries=0, batches=3)
+    assert stats[:6] == (STATS, 60, 60.0, 0, 0, 3)  # written, consumed, throttled, retries, batches
+    assert sum(json.loads(stats.timeline).values()) == 60.0
     assert {c.return_consumed_capacity for c in fake.calls} <= {"TOTAL", "INDEXES"}
 
 
@@ -169,7 +180,7 @@ def test_same_partition_key_with_different_sort_keys_share_a_batch():
     assert [len(b) for b in batches(pending_items(rows))] == [MAX_BATCH]
 
 
-def test_items_are_sent_as_parsed_wire_json_with_binary_as_bytes():
+def test_items_are_sent_as_their_wire_json_unchanged():
     clock = FakeClock()
     fake = FakeDynamo(clock)
     item = {
@@ -185,13 +196,9 @@ def test_items_are_sent_as_parsed_wire_json_with_binary_as_bytes():
 
     run([row], fake, clock)
 
-    sent = fake.calls[0].items[0]
-    # botocore base64-encodes bytes itself: passing the base64 text would store it encoded twice.
-    assert sent["b"] == {"B": b"\x00\x01"}
-    assert sent["bs"] == {"BS": [b"\x00\x01", b"\xff"]}
-    assert sent["m"] == {"M": {"a": {"L": [{"S": "x"}, {"NULL": True}, {"B": b"\x00\x02"}]}}}
-    assert sent["n"] == {"N": "1.50"}
-    assert sent["ss"] == {"SS": ["b", "a"]}
+    # The JSON protocol spells binary as base64 text, which is what the item holds: sent as is,
+    # numbers as formatted, sets in their order.
+    assert fake.calls[0].items == [item]
 
 
 # --- unprocessed items and backoff ------------------------------------------------------------
@@ -233,7 +240,7 @@ def test_unprocessed_items_are_matched_even_when_dynamodb_respells_them():
 
 def test_backoff_grows_exponentially_with_jitter_inside_bounds():
     clock = FakeClock()
-    fake = FakeDynamo(clock, default=raising(client_error("ProvisionedThroughputExceededException")))
+    fake = FakeDynamo(clock, default=answering(error("ProvisionedThroughputExceededException")))
 
     failed, stats = run([item_row(1)], fake, clock, max_attempts=8, base_delay=0.1, max_delay=1.0)
 
@@ -265,21 +272,21 @@ def test_backoff_jitter_differs_between_tasks_and_never_reaches_zero():
 
 
 @pytest.mark.parametrize(
-    "error, throttled",
+    "failure, throttled",
     [
-        (client_error("ProvisionedThroughputExceededException"), 1),
-        (client_error("ThrottlingException"), 1),
-        (client_error("RequestLimitExceeded"), 1),
-        (client_error("InternalServerError", status=500), 0),
-        (client_error("ServiceUnavailable", status=503), 0),
-        (EndpointConnectionError(endpoint_url="http://127.0.0.1:1"), 0),
-        (ConnectionClosedError(endpoint_url="http://127.0.0.1:1"), 0),
+        (answering(error("ProvisionedThroughputExceededException")), 1),
+        (answering(error("ThrottlingException")), 1),
+        (answering(error("RequestLimitExceeded")), 1),
+        (answering(error("InternalServerError", status=500)), 0),
+        (answering(error("ServiceUnavailable", status=503)), 0),
+        (answering(Answer(502, "", "", {})), 0),  # a load balancer's answer, no DynamoDB body
+        (raising(TransportError("ProtocolError: connection dropped")), 0),
     ],
-    ids=lambda value: type(value).__name__ if not isinstance(value, int) else str(value),
+    ids=["throughput", "throttling", "request-limit", "500", "503", "502", "dropped"],
 )
-def test_retryable_errors_are_resent_after_backoff(error, throttled):
+def test_retryable_errors_are_resent_after_backoff(failure, throttled):
     clock = FakeClock()
-    fake = FakeDynamo(clock, script=[raising(error)])
+    fake = FakeDynamo(clock, script=[failure])
 
     failed, stats = run([item_row(n) for n in range(3)], fake, clock)
 
@@ -320,7 +327,7 @@ def test_only_the_items_left_over_fail():
 
 def test_throttling_errors_that_never_stop_name_the_error_in_the_reason():
     clock = FakeClock()
-    fake = FakeDynamo(clock, default=raising(client_error("ThrottlingException")))
+    fake = FakeDynamo(clock, default=answering(error("ThrottlingException")))
 
     failed, _ = run([item_row(1)], fake, clock, max_attempts=2)
 
@@ -332,7 +339,7 @@ def test_an_invalid_item_fails_alone_and_the_rest_of_its_batch_is_written():
 
     def reject_bad(items):
         if any(i["PK"]["S"] == "CUSTOMER#bad" for i in items):
-            raise client_error("ValidationException")
+            return error("ValidationException")
         return ok(items)
 
     fake = FakeDynamo(clock, default=reject_bad)
@@ -346,9 +353,9 @@ def test_an_invalid_item_fails_alone_and_the_rest_of_its_batch_is_written():
 
 def test_errors_that_no_resend_can_fix_stop_the_task():
     clock = FakeClock()
-    fake = FakeDynamo(clock, default=raising(client_error("ResourceNotFoundException")))
+    fake = FakeDynamo(clock, default=answering(error("ResourceNotFoundException")))
 
-    with pytest.raises(ClientError, match="ResourceNotFoundException"):
+    with pytest.raises(CarveError, match="ResourceNotFoundException"):
         run([item_row(1)], fake, clock)
     assert len(fake.calls) == 1
 
@@ -358,7 +365,7 @@ def test_errors_that_no_resend_can_fix_stop_the_task():
 
 def test_task_rate_bounds_the_units_sent_at_every_moment():
     clock = FakeClock()
-    fake = FakeDynamo(clock)
+    fake = FakeDynamo(clock, default=lambda items: ok(items, units_per_item=2.0))
     rate = 50.0
 
     _, stats = run([item_row(n, wcu=2) for n in range(100)], fake, clock, task_rate=rate)
@@ -366,9 +373,9 @@ def test_task_rate_bounds_the_units_sent_at_every_moment():
     sent = 0
     for call in fake.calls:
         sent += 2 * len(call.items)
-        # capacity is one second of the rate: no more than that ahead of the rate, ever
-        assert sent <= rate + rate * call.at + 1e-9
-    assert clock.now == pytest.approx((200 - rate) / rate)
+        # The bucket starts empty and every batch is paid for before it goes: never ahead of the rate.
+        assert sent <= rate * call.at + 1e-9
+    assert clock.now == pytest.approx(200 / rate)
     assert stats.written == 100
 
 
@@ -380,8 +387,52 @@ def test_capacity_consumed_beyond_the_estimate_slows_the_task_down():
     _, stats = run([item_row(n, wcu=1) for n in range(50)], fake, clock, task_rate=rate)
 
     assert stats.wcu_consumed == 100.0
-    # 100 units consumed; the one-second bucket and the last batch's unpaid extra (25) come free.
-    assert clock.now >= (100 - rate - 25) / rate
+    # 100 units consumed; only the last batch's extra (25) is never waited for.
+    assert clock.now == pytest.approx((100 - 25) / rate)
+
+
+def test_capacity_consumed_below_the_estimate_is_given_back():
+    clock = FakeClock()
+    fake = FakeDynamo(clock, default=lambda items: ok(items, units_per_item=1.0))
+    rate = 10.0
+
+    _, stats = run([item_row(n, wcu=4) for n in range(50)], fake, clock, task_rate=rate)
+
+    # Charged 4 per item up front, refunded down to the 1 DynamoDB reports: the first batch waits
+    # for its estimate (100 units), the second only for the 25 its refund (75) does not cover.
+    assert stats.wcu_consumed == 50.0
+    assert clock.now == pytest.approx((100 + 25) / rate)
+
+
+def test_gsi_units_are_counted_from_consumed_capacity_by_index():
+    clock = FakeClock()
+
+    def with_index(items):
+        units = 2.0 * len(items)
+        return {"ConsumedCapacity": [{"TableName": TABLE, "CapacityUnits": units, "Table": {"CapacityUnits": units / 2},
+                                      "GlobalSecondaryIndexes": {"GSI1": {"CapacityUnits": units / 2}}}]}
+
+    _, stats = run([item_row(n, wcu=2) for n in range(30)], FakeDynamo(clock, default=with_index), clock)
+
+    assert (stats.wcu_consumed, stats.wcu_indexes) == (60.0, 30.0)
+    assert {c.return_consumed_capacity for c in FakeDynamo(clock).calls} <= {"INDEXES"}
+
+
+def test_throttles_slow_the_task_down_and_it_recovers():
+    clock = FakeClock()
+    throttle = answering(error("ProvisionedThroughputExceededException"))
+    fake = FakeDynamo(clock, script=[throttle, throttle, throttle])
+    rate = 100.0
+
+    _, stats = run([item_row(n, wcu=1) for n in range(200 * MAX_BATCH)], fake, clock, task_rate=rate)
+
+    # The gaps between successful calls (25 units each) grow after the throttles and shrink back
+    # to 25 / rate once the pace has recovered.
+    successes = [c.at for c in fake.calls[3:]]
+    gaps = [b - a for a, b in zip(successes, successes[1:])]
+    assert gaps[0] > 1.5 * MAX_BATCH / rate
+    assert gaps[-1] == pytest.approx(MAX_BATCH / rate)
+    assert stats.written == 200 * MAX_BATCH and stats.throttled == 3
 
 
 def test_without_a_budget_nothing_waits():
@@ -398,4 +449,4 @@ def test_an_empty_partition_reports_zeros():
 
     failed, stats = run([], FakeDynamo(clock), clock)
 
-    assert failed == [] and stats == TaskStats(STATS, 0, 0.0, 0, 0, 0)
+    assert failed == [] and stats == TaskStats(STATS, 0, 0.0, 0, 0, 0, "{}", 0.0)
