@@ -4,6 +4,7 @@
 #   make demo         carve demo against a fresh in-memory dynalite
 #   make test         pytest; extra arguments: make test PYTEST_ARGS='-m integration -x'
 #   make bench        scripts/benchmark.py against dynalite; BENCH_ARGS='...'
+#   make bench-writes scripts/bench_writes.py PART=cpu|rate|hotkeys|faults (starts its own dynalite and proxy)
 #   make stack-up     keep a dynalite on 127.0.0.1:8000 for exploring (pid in .run/)
 #   make stack-down   stop it
 #   make clean        remove .run, reports and build artefacts (keeps .venv, .tools)
@@ -17,7 +18,7 @@ PYTEST_ARGS ?=
 BENCH_ARGS ?=
 STACK_PORT := 8000
 
-.PHONY: help setup demo test bench stack-up stack-down clean distclean
+.PHONY: help setup demo test bench bench-writes stack-up stack-down clean distclean
 
 help:
 	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
@@ -33,6 +34,11 @@ test: setup
 
 bench: setup
 	scripts/with-dynalite $(VENV)/bin/python scripts/benchmark.py $(BENCH_ARGS)
+
+# The writer's benchmarks (rate fidelity, client CPU, hot keys, faults); PART=cpu|rate|hotkeys|faults
+bench-writes: setup
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
+	$(VENV)/bin/python scripts/bench_writes.py $(PART) $(BENCH_ARGS)
 
 stack-up: setup
 	@CARVE_DYNALITE_PORT=$(STACK_PORT) scripts/with-dynalite --up

@@ -450,3 +450,56 @@ def test_an_empty_partition_reports_zeros():
     failed, stats = run([], FakeDynamo(clock), clock)
 
     assert failed == [] and stats == TaskStats(STATS, 0, 0.0, 0, 0, 0, "{}", 0.0)
+
+
+# --- signing ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("token", [None, "session-token/with+odd=chars"])
+@pytest.mark.parametrize("host, url", [("127.0.0.1:8000", "http://127.0.0.1:8000/"),
+                                       ("dynamodb.eu-west-1.amazonaws.com", "https://dynamodb.eu-west-1.amazonaws.com/")])
+def test_signatures_are_the_ones_botocore_computes(monkeypatch, token, host, url):
+    """botocore's SigV4Auth is the reference: the same request at the same moment, the same headers."""
+    import datetime
+
+    from botocore import auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import ReadOnlyCredentials
+
+    from jobs.dynamo import sign_v4
+
+    credentials = ReadOnlyCredentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", token)
+    moment = datetime.datetime(2026, 11, 28, 21, 5, 9)
+    monkeypatch.setattr(auth, "get_current_datetime", lambda: moment)
+    body = batch_body_of([item_row(1), item_row(2)])
+    target = "DynamoDB_20120810.BatchWriteItem"
+
+    ours = sign_v4(credentials, "eu-west-1", host, "/", target, body, moment.timetuple(), {})
+    request = AWSRequest("POST", url, data=body, headers={"Content-Type": "application/x-amz-json-1.0", "X-Amz-Target": target})
+    auth.SigV4Auth(credentials, "dynamodb", "eu-west-1").add_auth(request)
+
+    assert ours["authorization"] == request.headers["Authorization"]
+    assert ours["x-amz-date"] == request.headers["X-Amz-Date"] == "20261128T210509Z"
+    assert ours.get("x-amz-security-token") == request.headers.get("X-Amz-Security-Token")
+
+
+def test_the_signing_key_is_cached_per_day_and_secret():
+    from botocore.credentials import ReadOnlyCredentials
+
+    from jobs.dynamo import sign_v4
+
+    keys: dict = {}
+    one = ReadOnlyCredentials("AKID", "secret-one", None)
+    two = ReadOnlyCredentials("AKID", "secret-two", None)
+    day = (2026, 11, 28, 12, 0, 0, 5, 332, 0)
+    first = sign_v4(one, "us-east-1", "h", "/", "t", b"{}", day, keys)
+    assert list(keys) == [("20261128", "secret-one")]
+    assert sign_v4(one, "us-east-1", "h", "/", "t", b"{}", day, keys) == first
+    assert sign_v4(two, "us-east-1", "h", "/", "t", b"{}", day, keys) != first  # rotated secret: new key
+    assert list(keys) == [("20261128", "secret-two")]
+
+
+def batch_body_of(rows) -> bytes:
+    from jobs.dynamo import batch_body
+
+    return batch_body(TABLE, list(pending_items(rows)))

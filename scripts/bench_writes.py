@@ -1,0 +1,200 @@
+"""Write benchmarks: rate fidelity against a throttling endpoint, client CPU cost, hot keys, faults.
+
+    .venv/bin/python scripts/bench_writes.py cpu      [--items 200000]
+    .venv/bin/python scripts/bench_writes.py rate     [--items 200000] [--budgets 500 2000]
+    .venv/bin/python scripts/bench_writes.py hotkeys  [--items 100000] [--budget 2000]
+    .venv/bin/python scripts/bench_writes.py faults   (the demo through a faulty endpoint)
+
+Every part starts its own dynalite (and capacity proxy) on free loopback ports and prints its
+figures; `rate` also draws bench_rate_<budget>.png into --out. Each writer runs in its own
+process so its CPU time is its own. Figures, never assertions: this is a benchmark.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import resource
+import subprocess
+import sys
+import time
+import uuid
+from decimal import Decimal
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from jobs.local_stack import LOCAL_AWS_ENV, start_dynalite  # noqa: E402
+
+for _name, _value in LOCAL_AWS_ENV.items():
+    os.environ.setdefault(_name, _value)
+
+
+# --- the workload ------------------------------------------------------------------------------
+
+
+def number_size(text: str) -> int:
+    digits = text.lstrip("-").replace(".", "").strip("0") or "0"
+    return math.ceil(len(digits) / 2) + 1
+
+
+def make_items(count: int, seed: int, hot_share: float = 0.0, hot_keys: int = 10) -> list[dict]:
+    """Items of mixed sizes, 0.2 KB to 6 KB: 75 % up to 1 KB, 20 % 1-3 KB, 5 % 3-6 KB.
+
+    Each is {"pk", "sk", "item" (wire JSON), "wcu"}. With hot_share, that share of the items
+    shares `hot_keys` partition keys (one item collection each), the rest have their own.
+    """
+    rng = random.Random(seed)
+    items = []
+    for n in range(count):
+        roll = rng.random()
+        target = rng.randint(200, 1000) if roll < 0.75 else rng.randint(1025, 3072) if roll < 0.95 else rng.randint(3073, 6144)
+        pk = f"HOT#{n % hot_keys}" if rng.random() < hot_share else f"ITEM#{n:07d}"
+        sk = f"V#{n:07d}"
+        price = f"{rng.randint(0, 10**6)}.{rng.randint(0, 99):02d}"
+        fixed = {"PK": {"S": pk}, "SK": {"S": sk}, "n": {"N": str(n)}, "price": {"N": price}, "active": {"BOOL": n % 2 == 0}}
+        size = sum(len(k) for k in fixed) + len(pk) + len(sk) + number_size(str(n)) + number_size(price) + 1
+        size += len("payload")
+        payload = "x" * max(1, target - size)
+        item = {**fixed, "payload": {"S": payload}}
+        size += len(payload)
+        items.append({"pk": pk, "sk": sk, "item": json.dumps(item, separators=(",", ":")), "wcu": math.ceil(size / 1024)})
+    return items
+
+
+def to_python(wire: dict) -> dict:
+    """The wire item as boto3's Table resource takes it (numbers as Decimal)."""
+    out = {}
+    for name, value in wire.items():
+        ((kind, inner),) = value.items()
+        out[name] = Decimal(inner) if kind == "N" else inner
+    return out
+
+
+# --- one writer in its own process -------------------------------------------------------------
+
+
+def worker(args: argparse.Namespace) -> None:
+    """Write the items file into the table with one writer; print JSON figures."""
+    import boto3
+    from botocore.config import Config
+
+    items = [json.loads(line) for line in Path(args.items_file).read_text().splitlines()]
+    retries = {"carve": None, "boto3-standard": "standard", "boto3-adaptive": "adaptive", "awswrangler": "standard"}[args.writer]
+    prepared = None
+    if args.writer.startswith("boto3") or args.writer == "awswrangler":
+        prepared = [to_python(json.loads(i["item"])) for i in items]
+    if args.writer == "awswrangler":
+        import awswrangler as wr
+        import pandas as pd
+
+        wr.config.dynamodb_endpoint_url = args.endpoint
+        frame = pd.DataFrame(prepared)
+    error = None
+    cpu0, wall0 = time.process_time(), time.monotonic()
+    try:
+        if args.writer == "carve":
+            from jobs.dynamo import PendingItem, WriteSettings, write_partition
+            from jobs.pacing import StaticShare
+
+            settings = WriteSettings(args.table, args.endpoint, "us-east-1", args.rate)
+            rows = (PendingItem("bench", i["pk"], i["sk"], i["item"], i["wcu"]) for i in items)
+            outcomes = list(write_partition(rows, settings, StaticShare(args.rate) if args.rate else None))
+            failed = len(outcomes) - 1
+            if failed:
+                error = f"{failed} items in the dead letter"
+        elif args.writer == "awswrangler":
+            session = boto3.session.Session(region_name="us-east-1")
+            wr.dynamodb.put_df(frame, args.table, boto3_session=session)
+        else:
+            config = Config(retries={"mode": retries})
+            table = boto3.resource("dynamodb", endpoint_url=args.endpoint, region_name="us-east-1", config=config).Table(args.table)
+            with table.batch_writer() as writer:
+                for item in prepared:
+                    writer.put_item(Item=item)
+    except Exception as exc:  # the figure to report: how far it got, and why it stopped
+        error = f"{type(exc).__name__}: {str(exc)[:200]}"
+    cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
+    print(json.dumps({"writer": args.writer, "items": len(items), "cpu_seconds": cpu, "wall_seconds": wall,
+                      "error": error, "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
+def run_worker(writer: str, items_file: Path, endpoint: str, table: str, rate: float | None = None) -> dict:
+    command = [sys.executable, __file__, "worker", "--writer", writer, "--items-file", str(items_file),
+               "--endpoint", endpoint, "--table", table]
+    if rate:
+        command += ["--rate", str(rate)]
+    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode or not lines:
+        raise RuntimeError(f"{writer} worker failed:\n{done.stderr[-3000:]}")
+    return json.loads(lines[-1])
+
+
+def create_table(client, name: str, wcu: int | None = None) -> None:
+    from jobs.dynamo import TableSpec, ensure_table
+
+    ensure_table(client, TableSpec(name, "PK", "SK"), *(("PROVISIONED", wcu) if wcu else ()))
+
+
+def write_items_file(items: list[dict], path: Path) -> Path:
+    path.write_text("".join(json.dumps(i) + "\n" for i in items))
+    return path
+
+
+# --- the parts ---------------------------------------------------------------------------------
+
+
+def bench_cpu(args: argparse.Namespace) -> None:
+    import boto3
+
+    items = make_items(args.items, seed=1)
+    path = write_items_file(items, args.out / "bench_items.jsonl")
+    print(f"client cost: {len(items):,} items, {sum(i['wcu'] for i in items):,} WCU, against dynalite (no throttling)")
+    print(f"{'writer':<16} {'CPU s':>8} {'CPU µs/item':>12} {'wall s':>8} {'items/s':>8}  note")
+    results = {}
+    with start_dynalite() as dynalite:
+        client = boto3.client("dynamodb", endpoint_url=dynalite.url, region_name="us-east-1")
+        for writer in args.writers:
+            table = f"bench-cpu-{writer}-{uuid.uuid4().hex[:6]}"
+            create_table(client, table)
+            r = run_worker(writer, path, dynalite.url, table)
+            count = sum(page["Count"] for page in client.get_paginator("scan").paginate(TableName=table, Select="COUNT"))
+            results[writer] = r
+            print(f"{writer:<16} {r['cpu_seconds']:8.1f} {r['cpu_seconds'] / len(items) * 1e6:12.1f} "
+                  f"{r['wall_seconds']:8.1f} {len(items) / r['wall_seconds']:8.0f}  {count:,} in table"
+                  + (f"; {r['error']}" if r["error"] else ""))
+    if "carve" in results and "boto3-standard" in results:
+        ratio = results["carve"]["cpu_seconds"] / results["boto3-standard"]["cpu_seconds"]
+        print(f"carve CPU per item / boto3 batch_writer CPU per item: {ratio:.3f} (target <= 0.333)")
+    (args.out / "bench_cpu.json").write_text(json.dumps(results, indent=2))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="part", required=True)
+    cpu = sub.add_parser("cpu")
+    cpu.add_argument("--items", type=int, default=200_000)
+    cpu.add_argument("--writers", nargs="+", default=["carve", "boto3-standard", "awswrangler"])
+    w = sub.add_parser("worker")
+    w.add_argument("--writer", required=True)
+    w.add_argument("--items-file", required=True)
+    w.add_argument("--endpoint", required=True)
+    w.add_argument("--table", required=True)
+    w.add_argument("--rate", type=float)
+    for p in (cpu,):
+        p.add_argument("--out", type=Path, default=REPO / "reports" / "bench")
+    args = parser.parse_args()
+    if args.part == "worker":
+        worker(args)
+        return
+    args.out.mkdir(parents=True, exist_ok=True)
+    {"cpu": bench_cpu}[args.part](args)
+
+
+if __name__ == "__main__":
+    main()
