@@ -84,7 +84,7 @@ def worker(args: argparse.Namespace) -> None:
     from botocore.config import Config
 
     items = [json.loads(line) for line in Path(args.items_file).read_text().splitlines()]
-    retries = {"carve": None, "boto3-standard": "standard", "boto3-adaptive": "adaptive", "awswrangler": "standard"}[args.writer]
+    retries = {"carve": None, "carve-spark": None, "boto3-standard": "standard", "boto3-adaptive": "adaptive", "awswrangler": "standard"}[args.writer]
     prepared = None
     if args.writer.startswith("boto3") or args.writer == "awswrangler":
         prepared = [to_python(json.loads(i["item"])) for i in items]
@@ -94,6 +94,9 @@ def worker(args: argparse.Namespace) -> None:
 
         wr.config.dynamodb_endpoint_url = args.endpoint
         frame = pd.DataFrame(prepared)
+    if args.writer == "carve-spark":
+        spark_worker(args, items)
+        return
     error = None
     cpu0, wall0 = time.process_time(), time.monotonic()
     try:
@@ -121,6 +124,36 @@ def worker(args: argparse.Namespace) -> None:
     cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
     print(json.dumps({"writer": args.writer, "items": len(items), "cpu_seconds": cpu, "wall_seconds": wall,
                       "error": error, "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
+def spark_worker(args: argparse.Namespace, items: list[dict]) -> None:
+    """carve's writer as a run uses it: Spark tasks, the driver's coordinator, a share of capacity."""
+    import boto3
+    from pyspark.sql.types import IntegerType, StringType, StructField, StructType
+
+    from jobs.dynamo import WriteSettings, write_items
+    from jobs.pacing import BudgetSpec, resolve_budget
+    from jobs.spark import build_local_spark
+
+    spark = build_local_spark("carve-bench-writes")
+    schema = StructType([StructField(n, t) for n, t in (("entity", StringType()), ("pk", StringType()),
+                                                        ("sk", StringType()), ("item", StringType()),
+                                                        ("wcu", IntegerType()))])
+    rows = [("bench", i["pk"], i["sk"], i["item"], i["wcu"]) for i in items]
+    frame = spark.createDataFrame(rows, schema).cache()
+    frame.count()
+    client = boto3.client("dynamodb", endpoint_url=args.endpoint, region_name="us-east-1")
+    spec = BudgetSpec(units=args.rate) if args.rate else BudgetSpec(share=1.0)
+    budget = lambda: resolve_budget(spec, client.describe_table(TableName=args.table)["Table"])  # noqa: E731
+    settings = WriteSettings(args.table, args.endpoint, "us-east-1", budget().units_per_second)
+    cpu0, wall0 = time.process_time(), time.monotonic()
+    result = write_items(frame, settings, budget=budget)
+    wall = time.monotonic() - wall0
+    print(json.dumps({"writer": args.writer, "items": len(items), "wall_seconds": wall,
+                      "driver_cpu_seconds": time.process_time() - cpu0, "written": result.items_written,
+                      "failed": result.failed_count, "throttled": result.throttled_requests,
+                      "retries": result.retries, "batches": result.batches, "error": None}))
+    spark.stop()
 
 
 def run_worker(writer: str, items_file: Path, endpoint: str, table: str, rate: float | None = None) -> dict:
@@ -174,6 +207,110 @@ def bench_cpu(args: argparse.Namespace) -> None:
     (args.out / "bench_cpu.json").write_text(json.dumps(results, indent=2))
 
 
+# --- through the capacity proxy ----------------------------------------------------------------
+
+
+def judged(writer_figures: dict, stats: dict, table: str, budget: float) -> dict:
+    from jobs.rate_report import rate_series, summarize
+
+    per_second = stats_per_second(stats, table)
+    timeline = {s: v["wcu"] for s, v in per_second.items()}
+    series = rate_series(timeline, [(0, float(budget))])
+    summary = summarize(series)
+    requests = sum(v["requests"] for v in per_second.values())
+    throttled = sum(v["throttled"] + v["partial"] for v in per_second.values())
+    return {"writer": writer_figures["writer"], "series": series, "summary": summary, "requests": requests,
+            "throttled": throttled, "wall": writer_figures["wall_seconds"], "error": writer_figures.get("error"),
+            "accepted_items": sum(v["items"] for v in per_second.values())}
+
+
+def print_judged(rows: list[dict], budget: float) -> None:
+    print(f"  {'writer':<16} {'steady util':>11} {'mean util':>9} {'peak s':>7} {'s>110%':>6} {'requests':>9} "
+          f"{'throttled':>9} {'thr %':>6} {'time s':>7}  note")
+    for r in rows:
+        s = r["summary"]
+        print(f"  {r['writer']:<16} {s.steady_utilisation:11.3f} {s.mean_utilisation:9.3f} {s.peak_share:7.3f} "
+              f"{s.seconds_over_110:6d} {r['requests']:9,} {r['throttled']:9,} "
+              f"{100 * r['throttled'] / max(1, r['requests']):6.2f} {r['wall']:7.1f}  "
+              f"{r['accepted_items']:,} items accepted" + (f"; {r['error']}" if r["error"] else ""))
+
+
+def bench_rate(args: argparse.Namespace) -> None:
+    import boto3
+
+    from jobs.rate_report import plot_rate
+
+    items = make_items(args.items, seed=2)
+    path = write_items_file(items, args.out / "bench_rate_items.jsonl")
+    total = sum(i["wcu"] for i in items)
+    print(f"rate fidelity: {len(items):,} items of 0.2-6 KB, {total:,} WCU; proxy enforces the table's "
+          f"provisioned WCU with burst credit 0 and 1,000 WCU/s per partition key")
+    with start_dynalite() as dynalite, start_proxy_process(dynalite.url, burst_seconds=0) as proxy:
+        client = boto3.client("dynamodb", endpoint_url=proxy.url, region_name="us-east-1")
+        for budget in args.budgets:
+            print(f"budget {budget:,} WCU/s (table provisioned at {budget:,} WCU):")
+            rows = []
+            for writer in args.writers:
+                table = f"bench-rate-{budget}-{writer}-{uuid.uuid4().hex[:6]}"
+                create_table(client, table, wcu=budget)
+                proxy.reset()
+                figures = run_worker(writer, path, proxy.url, table)
+                rows.append(judged(figures, proxy.stats(), table, budget))
+            print_judged(rows, budget)
+            plot = plot_rate(rows[0]["series"], args.out / f"bench_rate_{budget}.png",
+                             f"{len(items):,} items into a {budget:,} WCU table (burst credit 0)",
+                             others={r["writer"]: r["series"] for r in rows[1:]})
+            print(f"  plot: {plot}")
+            (args.out / f"bench_rate_{budget}.json").write_text(json.dumps(
+                [{k: (v.as_report() if k == "summary" else v) for k, v in r.items()} for r in rows], indent=1))
+
+
+def bench_hotkeys(args: argparse.Namespace) -> None:
+    import boto3
+
+    items = make_items(args.items, seed=3, hot_share=0.3, hot_keys=10)
+    path = write_items_file(items, args.out / "bench_hot_items.jsonl")
+    hot = sum(1 for i in items if i["pk"].startswith("HOT#"))
+    print(f"hot keys: {len(items):,} items, {hot:,} ({hot / len(items):.0%}) on 10 partition keys; table and "
+          f"budget {args.budget:,} WCU/s, 1,000 WCU/s per partition key enforced")
+    with start_dynalite() as dynalite, start_proxy_process(dynalite.url, burst_seconds=0) as proxy:
+        client = boto3.client("dynamodb", endpoint_url=proxy.url, region_name="us-east-1")
+        # For contrast: carve's task writer alone (one task, the whole budget) fed in key order, as a
+        # script writing rows in source order would: each item collection back to back.
+        in_key_order = write_items_file(sorted(items, key=lambda i: (i["pk"], i["sk"])), args.out / "bench_hot_sorted.jsonl")
+        rows = []
+        for label, writer, source in (("carve-spark", "carve-spark", path), ("key order", "carve", in_key_order)):
+            table = f"bench-hot-{writer}-{uuid.uuid4().hex[:6]}"
+            create_table(client, table, wcu=args.budget)
+            proxy.reset()
+            figures = run_worker(writer, source, proxy.url, table, rate=args.budget if writer == "carve" else None)
+            figures["writer"] = label
+            rows.append(judged(figures, proxy.stats(), table, args.budget))
+        print_judged(rows, args.budget)
+        print("  'key order': carve's task writer alone at the whole budget, fed in partition-key order (as a "
+              "script writing source rows in order would), for contrast.")
+
+
+def bench_faults(args: argparse.Namespace) -> None:
+    faults = {"throttle_rate": 0.20, "unprocessed_rate": 0.10, "error_500_rate": 0.01, "error_503_rate": 0.01,
+              "drop_rate": 0.01}
+    print("faults: the demo migration through the proxy with " + ", ".join(f"{k} {v:.0%}" for k, v in faults.items()))
+    report_dir = args.out / f"faults-{uuid.uuid4().hex[:6]}"
+    with start_dynalite() as dynalite, start_proxy_process(dynalite.url, **faults) as proxy:
+        started = time.monotonic()
+        done = subprocess.run([str(REPO / ".venv" / "bin" / "carve"), "demo", "--scale", str(args.scale),
+                               "--endpoint-url", proxy.url, "--report-dir", str(report_dir)],
+                              capture_output=True, text=True, env={**os.environ})
+        stats = proxy.stats()
+    report = json.loads((report_dir / "report.json").read_text())
+    print(done.stdout[-2500:])
+    print(f"  exit status {done.returncode} in {time.monotonic() - started:.0f} s; items_expected "
+          f"{report['items_expected']:,}, items_written {report['items_written']:,}, items_lost {report['items_lost']}, "
+          f"items_mismatched {report['items_mismatched']}, throttled_requests {report['throttled_requests']:,}, "
+          f"retries {report['retries']:,}")
+    print(f"  injected by the proxy: {json.dumps(fault_totals(stats))}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="part", required=True)
@@ -186,14 +323,23 @@ def main() -> None:
     w.add_argument("--endpoint", required=True)
     w.add_argument("--table", required=True)
     w.add_argument("--rate", type=float)
-    for p in (cpu,):
+    rate = sub.add_parser("rate")
+    rate.add_argument("--items", type=int, default=200_000)
+    rate.add_argument("--budgets", type=int, nargs="+", default=[500, 2000])
+    rate.add_argument("--writers", nargs="+", default=["carve-spark", "boto3-standard", "boto3-adaptive"])
+    hot = sub.add_parser("hotkeys")
+    hot.add_argument("--items", type=int, default=100_000)
+    hot.add_argument("--budget", type=int, default=2000)
+    faults = sub.add_parser("faults")
+    faults.add_argument("--scale", type=float, default=1.0)
+    for p in (cpu, rate, hot, faults):
         p.add_argument("--out", type=Path, default=REPO / "reports" / "bench")
     args = parser.parse_args()
     if args.part == "worker":
         worker(args)
         return
     args.out.mkdir(parents=True, exist_ok=True)
-    {"cpu": bench_cpu}[args.part](args)
+    {"cpu": bench_cpu, "rate": bench_rate, "hotkeys": bench_hotkeys, "faults": bench_faults}[args.part](args)
 
 
 if __name__ == "__main__":
