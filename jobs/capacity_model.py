@@ -26,11 +26,10 @@ write, and index partitions have no per-key limit. A bucket starts full.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Hashable, Iterable, Mapping, Sequence
 
 KB = 1024
 
@@ -51,16 +50,19 @@ def _base64_len(text: str) -> int:
 
 def number_size(text: str) -> int:
     """1 byte per two significant digits + 1 (leading and trailing zeros do not count; 0 has one digit)."""
-    mantissa = text.lstrip("+-").split("e")[0].split("E")[0]
-    digits = mantissa.replace(".", "").lstrip("0").rstrip("0")
-    return math.ceil(max(len(digits), 1) / 2) + 1
+    if text.isdigit():  # the common case, without the splitting below
+        digits = len(text.strip("0"))
+    else:
+        mantissa = text.lstrip("+-").split("e")[0].split("E")[0]
+        digits = len(mantissa.replace(".", "").strip("0"))
+    return (max(digits, 1) + 1) // 2 + 1
 
 
 def value_size(value: Mapping[str, Any]) -> int:
     """Bytes DynamoDB counts for one attribute value in wire form ({"S": "..."}, {"M": {...}}, ...)."""
     ((kind, inner),) = value.items()
     if kind == "S":
-        return _utf8_len(inner)
+        return len(inner) if inner.isascii() else len(inner.encode("utf-8"))
     if kind == "N":
         return number_size(inner)
     if kind == "B":
@@ -68,9 +70,12 @@ def value_size(value: Mapping[str, Any]) -> int:
     if kind in ("BOOL", "NULL"):
         return 1
     if kind == "M":
-        return 3 + sum(1 + _utf8_len(name) + value_size(v) for name, v in inner.items())
+        return 3 + len(inner) + item_size(inner)
     if kind == "L":
-        return 3 + sum(1 + value_size(v) for v in inner)
+        size = 3 + len(inner)
+        for element in inner:
+            size += value_size(element)
+        return size
     if kind == "SS":
         return sum(_utf8_len(s) for s in inner)
     if kind == "NS":
@@ -82,7 +87,10 @@ def value_size(value: Mapping[str, Any]) -> int:
 
 def item_size(item: Mapping[str, Mapping[str, Any]]) -> int:
     """Bytes DynamoDB counts for an item: names and values."""
-    return sum(_utf8_len(name) + value_size(value) for name, value in item.items())
+    size = 0
+    for name, value in item.items():  # a loop, not sum(generator): this runs for every item proxied
+        size += (len(name) if name.isascii() else len(name.encode("utf-8"))) + value_size(value)
+    return size
 
 
 def write_units(size: int) -> int:
@@ -136,14 +144,23 @@ class TableInfo:
         capacity = None if billing == "PAY_PER_REQUEST" or units <= 0 else float(units)
         return cls(table["TableName"], partition_key, sort_key, indexes, capacity, table.get("TableStatus") == "ACTIVE")
 
-    def key_of(self, item: Mapping[str, Any]) -> str:
-        """The item's primary key as one string (for duplicate checks)."""
-        parts = [item[self.partition_key]] + ([item[self.sort_key]] if self.sort_key else [])
-        return json.dumps(parts, sort_keys=True, separators=(",", ":"))
+    def key_of(self, item: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+        """The item's primary key, hashable (for duplicate checks)."""
+        if self.sort_key is None:
+            return (_key_value(item[self.partition_key]),)
+        return _key_value(item[self.partition_key]), _key_value(item[self.sort_key])
 
-    def partition_of(self, item: Mapping[str, Any]) -> str:
-        """The partition key value as one string (for the per-key bucket)."""
-        return json.dumps(item[self.partition_key], sort_keys=True, separators=(",", ":"))
+    def partition_of(self, item: Mapping[str, Any]) -> tuple[str, str]:
+        """The partition key value, hashable (for the per-key bucket): ("S", "CUSTOMER#1")."""
+        return _key_value(item[self.partition_key])
+
+
+def _key_value(value: Mapping[str, Any]) -> tuple[str, str]:
+    # Key attributes are S, N or B: one type and one string.
+    ((kind, inner),) = value.items()
+    if not isinstance(inner, str):
+        raise TypeError(f"a key attribute must be S, N or B, not {kind}")
+    return kind, inner
 
 
 @dataclass(frozen=True)
@@ -152,7 +169,7 @@ class WriteCost:
 
     table_units: int
     index_units: Mapping[str, int] = field(default_factory=dict)
-    partition: str = ""
+    partition: Hashable = ""
 
     @property
     def total(self) -> int:
@@ -275,7 +292,7 @@ class TableBudget:
         self.burst_seconds = burst_seconds
         self.partition_limit: float | None = None
         self._table: CapacityBucket | None = None
-        self._partitions: dict[str, CapacityBucket] = {}
+        self._partitions: dict[Hashable, CapacityBucket] = {}
         self._pruned = clock()
         self.configure(write_capacity, burst_seconds, partition_limit)
 
@@ -303,7 +320,7 @@ class TableBudget:
         """Partition keys with a bucket of their own now (idle ones are forgotten)."""
         return len(self._partitions)
 
-    def _partition(self, partition: str) -> CapacityBucket | None:
+    def _partition(self, partition: Hashable) -> CapacityBucket | None:
         if self.partition_limit is None:
             return None
         bucket = self._partitions.get(partition)
