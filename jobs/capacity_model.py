@@ -137,7 +137,9 @@ class TableInfo:
             return by_type["HASH"], by_type.get("RANGE")
 
         partition_key, sort_key = keys(table["KeySchema"])
-        indexes = tuple(IndexKey(g["IndexName"], *keys(g["KeySchema"])) for g in table.get("GlobalSecondaryIndexes", ()))
+        indexes = tuple(
+            IndexKey(g["IndexName"], *keys(g["KeySchema"])) for g in table.get("GlobalSecondaryIndexes", ())
+        )
         billing = table.get("BillingModeSummary", {}).get("BillingMode", "PROVISIONED")
         units = table.get("ProvisionedThroughput", {}).get("WriteCapacityUnits") or 0
         # dynalite reports an on-demand table's throughput as 0 units, as DynamoDB does.
@@ -325,7 +327,8 @@ class TableBudget:
             return None
         bucket = self._partitions.get(partition)
         if bucket is None:
-            bucket = self._partitions[partition] = CapacityBucket(self.partition_limit, self.partition_limit, self._clock)
+            limit = self.partition_limit
+            bucket = self._partitions[partition] = CapacityBucket(limit, limit, self._clock)
         return bucket
 
     def admit(self, costs: Sequence[WriteCost]) -> list[bool]:

@@ -45,9 +45,9 @@ those a slow answer (`slow_seconds` late). A request gets at most one of the fir
 The record: per table and wall-clock second, requests (calls of data operations, and of any
 operation faults are configured for; a BatchWriteItem counts once for each table it names),
 accepted items and WCU, throttled requests (every throttling error the client got, injected ones
-included), partial responses (UnprocessedItems not empty), and injected faults by kind. `GET /_carve/stats[?since=EPOCH]` returns it as JSON, `POST /_carve/config`
-changes capacity and fault settings (a JSON object of ProxyConfig fields), `POST /_carve/reset`
-clears the record.
+included), partial responses (UnprocessedItems not empty), and injected faults by kind.
+`GET /_carve/stats[?since=EPOCH]` returns it as JSON, `POST /_carve/config` changes capacity and
+fault settings (a JSON object of ProxyConfig fields), `POST /_carve/reset` clears the record.
 
 The proxy binds 127.0.0.1 only. Requests it changes are no longer validly signed: the upstream
 must be an emulator that does not check signatures (dynalite does not).
@@ -76,7 +76,7 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 from jobs.capacity_model import (
     Clock,
@@ -109,6 +109,7 @@ MANAGEMENT_OPERATIONS = TABLE_CHANGES | {
 }
 KNOWN_OPERATIONS = DATA_OPERATIONS | MANAGEMENT_OPERATIONS
 
+# The keys of a record's "faults".
 FAULT_KINDS = ("throttle", "error_500", "error_503", "drop_before", "drop_after", "unprocessed", "slow")
 MAX_BATCH = 25
 
@@ -181,7 +182,8 @@ class ProxyConfig:
                 "gets at most one of these faults, so they must add up to at most 1"
             )
         if self.write_capacity is not None and self.write_capacity <= 0:
-            problems.append(f"write_capacity must be positive (or unset for the table's own), not {self.write_capacity}")
+            problems.append(
+                f"write_capacity must be positive (or unset for the table's own), not {self.write_capacity}")
         if self.partition_limit is not None and self.partition_limit <= 0:
             problems.append(f"partition_limit must be positive (or unset for none), not {self.partition_limit}")
         if self.burst_seconds < 0:
@@ -223,8 +225,7 @@ COUNTERS = ("requests", "accepted_items", "accepted_wcu", "throttled_requests", 
 
 
 def _empty_row() -> dict[str, Any]:
-    return {"requests": 0, "accepted_items": 0, "accepted_wcu": 0, "throttled_requests": 0,
-            "partial_responses": 0, "faults": {}}
+    return {**{name: 0 for name in COUNTERS}, "faults": {}}
 
 
 class StatsRecord:

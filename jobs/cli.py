@@ -190,7 +190,7 @@ _RATE = click.FloatRange(0, 1)
 
 
 @cli.command()
-@click.option("--upstream", required=True, help="The local DynamoDB emulator to forward to, e.g. http://127.0.0.1:8000.")
+@click.option("--upstream", required=True, help="The local DynamoDB emulator, e.g. http://127.0.0.1:8000.")
 @click.option("--port", type=click.IntRange(0, 65535), default=0, show_default="a free port", help="Port on 127.0.0.1.")
 @click.option("--write-capacity", type=click.FloatRange(min=0, min_open=True),
               help="WCU per second for every table (default: the table's provisioned WCU; on-demand: unlimited).")

@@ -102,7 +102,8 @@ def create_table(dynamodb: Any, created: list[str], wcu: int | None, index: bool
     if index:
         request["GlobalSecondaryIndexes"] = [{
             "IndexName": "GSI1",
-            "KeySchema": [{"AttributeName": "GSI1PK", "KeyType": "HASH"}, {"AttributeName": "GSI1SK", "KeyType": "RANGE"}],
+            "KeySchema": [{"AttributeName": "GSI1PK", "KeyType": "HASH"},
+                          {"AttributeName": "GSI1SK", "KeyType": "RANGE"}],
             "Projection": {"ProjectionType": "ALL"},
             **throughput,
         }]
@@ -412,7 +413,8 @@ def test_faults_apply_only_to_the_operations_listed(proxy_for, direct, on_demand
 
 
 def test_separate_process_configured_over_http(dynamodb_endpoint, direct, on_demand):
-    with spawn_proxy(dynamodb_endpoint, ProxyConfig(throttle_rate=1.0, fault_operations=frozenset({"PutItem"}))) as proxy:
+    config = ProxyConfig(throttle_rate=1.0, fault_operations=frozenset({"PutItem"}))
+    with spawn_proxy(dynamodb_endpoint, config) as proxy:
         dynamodb = client(proxy.url)
         with pytest.raises(ClientError) as exc:
             dynamodb.put_item(TableName=on_demand, Item=item("a"))
