@@ -897,6 +897,12 @@ class _ProxyServer(ThreadingHTTPServer):
         self._open_lock = threading.Lock()
         super().__init__(("127.0.0.1", port), _Handler)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ConnectionError, TimeoutError)):
+            return  # the client went away or idled out: nothing to answer, nothing to report
+        super().handle_error(request, client_address)  # a bug: the traceback goes to stderr
+
     def track(self, sock: socket.socket, open_: bool) -> None:
         with self._open_lock:
             (self._open.add if open_ else self._open.discard)(sock)
@@ -1026,7 +1032,7 @@ def spawn_proxy(upstream_url: str, config: ProxyConfig | None = None, port: int 
     process = subprocess.Popen(
         [sys.executable, "-m", "jobs.capacity_proxy", "--upstream", upstream_url, "--port", str(port),
          "--config", json.dumps(config.to_json())],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, start_new_session=True, text=True,
+        stdout=subprocess.PIPE, env=env, start_new_session=True, text=True,  # stderr: the caller's
     )
     # The child binds first and then prints its address: no free-port race with other test runs.
     line = _first_line(process, timeout)

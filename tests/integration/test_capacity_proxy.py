@@ -445,3 +445,21 @@ def test_a_write_the_upstream_refuses_costs_nothing(proxy_for, direct, tables):
 
     assert stored_keys(direct, table) == {"a/A", "b/A"}
     assert proxy.stats()["tables"][table]["totals"]["accepted_wcu"] == 2
+
+
+def test_a_failed_condition_still_costs_its_units(proxy_for, direct, tables):
+    proxy = proxy_for(burst_seconds=0)
+    dynamodb = client(proxy.url)
+    table = create_table(dynamodb, tables, wcu=3)
+    dynamodb.put_item(TableName=table, Item=item("a"))
+    with pytest.raises(ClientError) as exc:
+        dynamodb.put_item(TableName=table, Item=item("a"), ConditionExpression="attribute_not_exists(PK)")
+    assert error_code(exc) == ("ConditionalCheckFailedException", 400)
+
+    dynamodb.put_item(TableName=table, Item=item("b"))  # the third unit
+    with pytest.raises(ClientError) as exc:
+        dynamodb.put_item(TableName=table, Item=item("c"))
+
+    assert error_code(exc) == (THROTTLED, 400)
+    totals = proxy.stats()["tables"][table]["totals"]
+    assert (totals["accepted_wcu"], totals["accepted_items"]) == (3, 2)
