@@ -117,7 +117,6 @@ THROUGHPUT_MESSAGE = (
     "The level of configured provisioned throughput for the table was exceeded. "
     "Consider increasing your provisioning level with the UpdateTable API."
 )
-PARTITION_MESSAGE = "Throughput exceeds the current capacity for one or more partitions of your table."
 
 # Hop-by-hop headers (RFC 9110 7.6.1) and the ones the proxy sets itself.
 _NOT_RELAYED = frozenset(
