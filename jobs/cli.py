@@ -199,6 +199,79 @@ def demo(engine: str, scale: float, seed: int, **options_args) -> None:
     sys.exit(_guarded(go))
 
 
+_RATE = click.FloatRange(0, 1)
+
+
+@cli.command()
+@click.option("--upstream", required=True, help="The local DynamoDB emulator, e.g. http://127.0.0.1:8000.")
+@click.option("--port", type=click.IntRange(0, 65535), default=0, show_default="a free port", help="Port on 127.0.0.1.")
+@click.option("--write-capacity", type=click.FloatRange(min=0, min_open=True),
+              help="WCU per second for every table (default: the table's provisioned WCU; on-demand: unlimited).")
+@click.option("--burst-seconds", type=click.FloatRange(min=0), default=300.0, show_default=True,
+              help="Unused capacity kept, in seconds (0: the bucket holds one second's capacity).")
+@click.option("--partition-limit", type=click.FloatRange(min=0, min_open=True), default=1000.0, show_default=True,
+              help="WCU per second one partition key value takes.")
+@click.option("--throttle-rate", type=_RATE, default=0.0, help="Share of requests answered with a throttling error.")
+@click.option("--unprocessed-rate", type=_RATE, default=0.0,
+              help="Share of BatchWriteItem calls that write only a random part and return the rest unprocessed.")
+@click.option("--error-500-rate", type=_RATE, default=0.0, help="Share of requests answered with HTTP 500.")
+@click.option("--error-503-rate", type=_RATE, default=0.0, help="Share of requests answered with HTTP 503.")
+@click.option("--drop-rate", type=_RATE, default=0.0,
+              help="Share of connections closed without an answer (half of them after the write happened).")
+@click.option("--slow-rate", type=_RATE, default=0.0, help="Share of answers delayed by --slow-seconds.")
+@click.option("--slow-seconds", type=click.FloatRange(min=0), default=1.0, show_default=True)
+@click.option("--fault-operations", help="Comma-separated operations the faults apply to (default: every data "
+                                         "operation, e.g. PutItem,BatchWriteItem).")
+@click.option("--seed", type=int, help="Seed of the fault draws, for a repeatable run.")
+def proxy(upstream: str, port: int, fault_operations: str | None, **settings) -> None:
+    """Serve a DynamoDB endpoint on 127.0.0.1 that enforces write capacity and injects faults.
+
+    It forwards to UPSTREAM (dynalite) what the table's capacity allows, answers the rest as
+    DynamoDB does (ProvisionedThroughputExceededException, UnprocessedItems), and prints each
+    second's accepted WCU against the capacity. Ctrl-C stops it.
+    """
+    import time
+    import urllib.error
+    import urllib.request
+
+    from jobs.capacity_proxy import ProxyConfig, ProxyConfigError, second_summary, start_proxy
+
+    if fault_operations is not None:
+        settings["fault_operations"] = frozenset(op.strip() for op in fault_operations.split(",") if op.strip())
+    try:
+        server = start_proxy(upstream, ProxyConfig(**settings), port)
+    except ProxyConfigError as exc:
+        raise click.UsageError(str(exc)) from exc
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}") from exc
+    try:
+        urllib.request.urlopen(upstream, timeout=2)
+    except urllib.error.HTTPError:
+        pass  # any HTTP answer means it is listening
+    except OSError:
+        errors.print(f"warning: the upstream {upstream} does not answer (yet)", markup=False)
+    console.print(f"carve proxy on {server.url} -> {upstream}")
+    console.print(f"point --endpoint-url at {server.url}   (Ctrl-C stops)", markup=False)
+    shown = int(time.time())
+    try:
+        while True:
+            time.sleep(1.05 - time.time() % 1)  # just after each second is complete
+            now = int(time.time())
+            snapshot = server.stats(since=shown)
+            for second in range(shown, now):
+                line = second_summary(snapshot, second)
+                if line:
+                    console.print(line, markup=False)
+            shown = now
+    except KeyboardInterrupt:
+        for table, record in sorted(server.stats(since=time.time())["tables"].items()):
+            totals = record["totals"]
+            console.print(f"total {table}: {totals['accepted_wcu']:g} WCU, {totals['accepted_items']} items, "
+                          f"{totals['requests']} requests, {totals['throttled_requests']} throttled", markup=False)
+    finally:
+        server.stop()
+
+
 def demo_connection(target) -> "Connection":
     from pydantic import SecretStr
 
