@@ -210,6 +210,26 @@ def bench_cpu(args: argparse.Namespace) -> None:
 # --- through the capacity proxy ----------------------------------------------------------------
 
 
+def start_proxy_process(upstream: str, **settings) -> "ProxyProcess":
+    from jobs.capacity_proxy import ProxyConfig, spawn_proxy
+
+    return spawn_proxy(upstream, ProxyConfig(**settings))
+
+
+def stats_per_second(stats: dict, table: str) -> dict[int, dict]:
+    rows = stats["tables"].get(table, {}).get("seconds", [])
+    return {r["second"]: {"wcu": r["accepted_wcu"], "items": r["accepted_items"], "requests": r["requests"],
+                          "throttled": r["throttled_requests"], "partial": r["partial_responses"]} for r in rows}
+
+
+def fault_totals(stats: dict) -> dict[str, int]:
+    totals: dict[str, int] = {}
+    for table in stats["tables"].values():
+        for kind, count in table["totals"]["faults"].items():
+            totals[kind] = totals.get(kind, 0) + count
+    return totals
+
+
 def judged(writer_figures: dict, stats: dict, table: str, budget: float) -> dict:
     from jobs.rate_report import rate_series, summarize
 

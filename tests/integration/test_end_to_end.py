@@ -34,6 +34,7 @@ from jobs.demo_data import (
     DemoDatabase,
     create_demo_database,
 )
+from jobs.capacity_proxy import ProxyConfig, start_proxy
 from jobs.dynamo import delete_table
 from jobs.local_stack import LOCAL_AWS_ENV
 from jobs.run import Run, RunOptions
@@ -267,3 +268,25 @@ def test_over_the_rejected_share_nothing_is_written_and_the_report_says_failed(
     assert report["items_written"] == 0
     assert report["items_rejected"] > 0
     assert "write" not in report["stages"]
+
+
+def test_a_demo_run_through_a_throttling_failing_endpoint_loses_nothing(spark, dynamodb_endpoint, demo_database,
+                                                                        tmp_path) -> None:
+    """The issue's fault mix: 20 % throttles, 10 % partial UnprocessedItems, 2 % 5xx, 1 % dropped
+    connections, on the writes and on the reconciling Scan alike (jobs.capacity_proxy)."""
+    faults = ProxyConfig(seed=21, throttle_rate=0.20, unprocessed_rate=0.10, error_500_rate=0.01,
+                         error_503_rate=0.01, drop_rate=0.01)
+    client = boto3.client("dynamodb", endpoint_url=dynamodb_endpoint, region_name="us-east-1")
+    with start_proxy(dynamodb_endpoint, faults) as proxy:
+        run = new_run(spark, "postgres", demo_database("postgres"), proxy.url, tmp_path)
+        try:
+            figures = run.execute()
+            injected = proxy.stats()["tables"][run.mapping.target.table]["totals"]["faults"]
+        finally:
+            delete_table(client, run.mapping.target.table)
+
+    assert figures["status"] == "ok", figures.get("error")
+    assert (figures["items_lost"], figures["items_mismatched"]) == (0, 0)
+    assert figures["items_written"] == figures["items_expected"] > 0
+    assert injected["throttle"] > 0 and injected["unprocessed"] > 0
+    assert figures["throttled_requests"] > 0 and figures["retries"] > 0
