@@ -422,6 +422,7 @@ class _Writer:
         self.retries = 0
         self.calls = 0
         self.timeline: dict[int, float] = {}
+        self._unreported = 0.0  # WCU consumed since the coordinator last heard from this task
 
     def stats(self) -> TaskStats:
         timeline = json.dumps({str(k): round(v, 3) for k, v in sorted(self.timeline.items())})
@@ -430,7 +431,7 @@ class _Writer:
 
     def finish(self) -> None:
         if self._share is not None:
-            self._share.ask(*self._task, done=True)
+            self._share.ask(*self._task, done=True, wcu=self._unreported)
 
     def write(self, batch: list[PendingItem]) -> Iterator[FailedItem]:
         """Send the batch until every item is written or the attempts run out; yields what failed."""
@@ -464,7 +465,8 @@ class _Writer:
         now = self._clock()
         if now - self._asked >= HEARTBEAT_SECONDS:
             self._asked = now
-            self.pace.set_share(self._share.ask(*self._task))
+            self.pace.set_share(self._share.ask(*self._task, wcu=self._unreported))
+            self._unreported = 0.0
         self.pace.acquire(units, self._sleep)
 
     def _send(self, pending: list[PendingItem]) -> tuple[list[PendingItem], str, bool]:
@@ -496,6 +498,7 @@ class _Writer:
             self.consumed_indexes += indexes
             second = int(time.time())
             self.timeline[second] = self.timeline.get(second, 0.0) + consumed
+            self._unreported += consumed
             if self.pace is not None and consumed != charged:
                 # Correct the estimate by what DynamoDB charged: a debt slows the next send down,
                 # a refund (unprocessed items, smaller items than estimated) speeds it up.
@@ -572,11 +575,13 @@ def write_items(
     settings: WriteSettings,
     transport_factory: TransportFactory = HttpTransport,
     budget: Callable[[], Budget] | None = None,
+    live: Callable[[str], None] | None = None,
 ) -> WriteResult:
     """Write the items (entity, pk, sk, item, wcu, ...) from the executors within the budget.
 
     `budget` is re-read while the job runs (a share of the table's capacity follows autoscaling);
-    without it, settings.units_per_second is the budget (None: no limit). Returns what failed
+    without it, settings.units_per_second is the budget (None: no limit). `live` is told the achieved
+    rate every second (the progress line). Returns what failed
     instead of raising: the caller puts it in the dead letter and raises WriteFailedError.
     """
     spark = items_df.sparkSession
@@ -595,7 +600,7 @@ def write_items(
     coordinator = None
     if budget is not None:
         host = spark.sparkContext.getConf().get("spark.driver.host", "127.0.0.1")
-        coordinator = Coordinator(budget, tasks=slots, slots=slots, host=host).start()
+        coordinator = Coordinator(budget, tasks=slots, slots=slots, host=host, live=live).start()
     try:
         write = partial(write_partition, settings=settings, share=coordinator.link() if coordinator else None,
                         transport_factory=transport_factory)

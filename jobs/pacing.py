@@ -244,10 +244,12 @@ class Coordinator:
     clock: Callable[[], float] = time.monotonic
     token: str = field(default_factory=lambda: secrets.token_hex(16))
     budget_timeline: list[tuple[float, float]] = field(default_factory=list)  # (epoch second, WCU/s)
+    live: Callable[[str], None] | None = None  # told "achieved of budget WCU/s" every second while running
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
         self._states: dict[int, _TaskState] = {}
+        self._consumed: dict[int, float] = {}  # epoch second -> WCU the tasks reported, for the live line
         self.current = self.budget()
         self.budget_timeline.append((time.time(), self.current.units_per_second))
         self._server: ThreadingHTTPServer | None = None
@@ -261,8 +263,11 @@ class Coordinator:
     def share(self) -> float:
         return self.current.units_per_second / self.running_at_once()
 
-    def heartbeat(self, task: int, attempt: int, done: bool) -> float:
+    def heartbeat(self, task: int, attempt: int, done: bool, wcu: float = 0.0) -> float:
         with self._lock:
+            if wcu:
+                second = int(time.time())
+                self._consumed[second] = self._consumed.get(second, 0.0) + wcu
             state = self._states.get(task)
             if state is None or attempt >= state.attempt:
                 self._states[task] = _TaskState(attempt, done, self.clock())
@@ -284,7 +289,8 @@ class Coordinator:
                 if body.get("token") != coordinator.token:
                     self.send_error(403)
                     return
-                share = coordinator.heartbeat(int(body["task"]), int(body.get("attempt", 0)), bool(body.get("done")))
+                share = coordinator.heartbeat(int(body["task"]), int(body.get("attempt", 0)), bool(body.get("done")),
+                                              float(body.get("wcu", 0.0)))
                 answer = json.dumps({"share": share}).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
@@ -299,7 +305,19 @@ class Coordinator:
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, name="carve-coordinator", daemon=True).start()
         threading.Thread(target=self._reread, name="carve-budget", daemon=True).start()
+        if self.live is not None:
+            threading.Thread(target=self._tell, name="carve-live-rate", daemon=True).start()
         return self
+
+    def live_rate(self) -> float:
+        """WCU/s the tasks reported over the last three whole seconds (heartbeats lag half a second)."""
+        now = int(time.time())
+        with self._lock:
+            return sum(self._consumed.get(s, 0.0) for s in range(now - 3, now)) / 3
+
+    def _tell(self) -> None:
+        while not self._halt.wait(1.0):
+            self.live(f"{self.live_rate():,.0f} of {self.current.units_per_second:,.0f} WCU/s")
 
     def _reread(self) -> None:
         while not self._halt.wait(BUDGET_REREAD_SECONDS):
@@ -341,8 +359,9 @@ class Link:
     token: str
     share: float  # the share until the first answer
 
-    def ask(self, task: int, attempt: int, done: bool = False) -> float:
-        body = json.dumps({"token": self.token, "task": task, "attempt": attempt, "done": done}).encode()
+    def ask(self, task: int, attempt: int, done: bool = False, wcu: float = 0.0) -> float:
+        """This task's share; `wcu` is what it consumed since it last asked (for the live rate)."""
+        body = json.dumps({"token": self.token, "task": task, "attempt": attempt, "done": done, "wcu": wcu}).encode()
         request = urllib.request.Request(self.url, body, {"Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(request, timeout=2) as answer:
@@ -360,5 +379,5 @@ class StaticShare:
 
     share: float
 
-    def ask(self, task: int, attempt: int, done: bool = False) -> float:
+    def ask(self, task: int, attempt: int, done: bool = False, wcu: float = 0.0) -> float:
         return self.share

@@ -17,6 +17,7 @@ class Stage:
     rows: int = 0
     seconds: float = 0.0
     detail: str = ""
+    live: str = ""  # shown beside the task count while the stage runs (the write's WCU/s)
 
 
 @dataclass
@@ -30,7 +31,8 @@ class Stages:
         stage = Stage(name)
         started = time.monotonic()
         with self.console.status(f"[bold]{name}[/]: {what}") as status:
-            watcher = _TaskWatcher(self.spark_context, lambda text: status.update(f"[bold]{name}[/]: {what} {text}"))
+            watcher = _TaskWatcher(self.spark_context,
+                                   lambda text: status.update(f"[bold]{name}[/]: {what} {text} {stage.live}"))
             watcher.start()
             try:
                 yield stage

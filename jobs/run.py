@@ -214,7 +214,7 @@ class Run:
         settings = write_settings(self.mapping, self.options, first.units_per_second)
         slots = task_slots(self.spark)
         with self.stages.stage("write", f"BatchWriteItem into {settings.table}, {first.how}, {slots} tasks") as stage:
-            result = write_items(items, settings, budget=budget)
+            result = write_items(items, settings, budget=budget, live=lambda text: setattr(stage, "live", text))
             stage.rows = result.items_written
             stage.detail = f"{result.wcu_consumed:,.0f} WCU, {result.throttled_requests} throttled, {result.retries} retries"
         self.figures.update(

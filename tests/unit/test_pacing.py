@@ -258,3 +258,17 @@ def test_a_share_of_capacity_is_re_read_and_recorded(monkeypatch):
             threading.Event().wait(0.01)
     assert coordinator.share() == 1000.0
     assert [units for _, units in coordinator.budget_timeline] == [500.0, 1000.0]
+
+
+def test_the_live_rate_is_what_the_tasks_reported_over_the_last_three_seconds(monkeypatch):
+    coordinator = Coordinator(fixed(1000.0), tasks=2, slots=2, clock=FakeClock())
+    now = [1_000_000.5]
+    monkeypatch.setattr(pacing.time, "time", lambda: now[0])
+    coordinator.heartbeat(0, 0, False, wcu=900.0)
+    now[0] += 1
+    coordinator.heartbeat(1, 0, False, wcu=600.0)
+    now[0] += 1
+    coordinator.heartbeat(0, 0, False, wcu=300.0)
+    now[0] += 1  # the three whole seconds before this one
+
+    assert coordinator.live_rate() == pytest.approx((900 + 600 + 300) / 3)
