@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import http.client
 import json
+import math
 import random
 import ssl
 import time
@@ -34,6 +35,7 @@ from jobs.pacing import HEARTBEAT_SECONDS, Budget, Coordinator, Pace
 from jobs.reconcile import item_digest
 from transforms.errors import CarveError
 
+BATCH_SECONDS = 0.05  # a batch holds at most this much of its task's pace in write units
 MAX_BATCH = 25  # BatchWriteItem's limit; 25 items of at most 400 KB stay under its 16 MB limit too
 
 THROTTLING_CODES = frozenset(
@@ -345,17 +347,21 @@ def pending_items(rows: Iterable[Any]) -> Iterator[PendingItem]:
         yield PendingItem(row.entity, row.pk, row.sk, row.item, row.wcu)
 
 
-def batches(items: Iterable[PendingItem], size: int = MAX_BATCH) -> Iterator[list[PendingItem]]:
-    """Consecutive batches of at most `size`, never two items with the same key in one batch."""
+def batches(items: Iterable[PendingItem], size: int = MAX_BATCH,
+            max_units: Callable[[], float] = lambda: math.inf) -> Iterator[list[PendingItem]]:
+    """Consecutive batches of at most `size` items and `max_units()` write units (a single item may
+    exceed it), never two items with the same key in one batch."""
     batch: list[PendingItem] = []
     keys: set[tuple[str, str | None]] = set()
+    units, limit = 0, max_units()
     for item in items:
         key = (item.pk, item.sk)
-        if len(batch) == size or key in keys:
+        if len(batch) == size or key in keys or (batch and units + item.wcu > limit):
             yield batch
-            batch, keys = [], set()
+            batch, keys, units, limit = [], set(), 0, max_units()
         batch.append(item)
         keys.add(key)
+        units += item.wcu
     if batch:
         yield batch
 
@@ -428,6 +434,11 @@ class _Writer:
         timeline = json.dumps({str(k): round(v, 3) for k, v in sorted(self.timeline.items())})
         return TaskStats(STATS, self.written, self.consumed, self.throttled, self.retries, self.calls, timeline,
                          self.consumed_indexes)
+
+    def batch_units(self) -> float:
+        """At most BATCH_SECONDS of the task's pace in one batch: a 25-item batch of 6 KB items is
+        150 WCU, a third of a second at 500 WCU/s; sent at once it would overfill that second."""
+        return math.inf if self.pace is None else self.pace.rate * BATCH_SECONDS
 
     def finish(self) -> None:
         if self._share is not None:
@@ -532,7 +543,7 @@ def write_partition(
     context = TaskContext.get()
     task = (context.partitionId(), context.attemptNumber()) if context else (0, 0)
     writer = _Writer(transport_factory(settings), settings, share, task, clock, sleep, rng or random.Random())
-    for batch in batches(pending_items(rows)):
+    for batch in batches(pending_items(rows), max_units=writer.batch_units):
         yield from writer.write(batch)
     writer.finish()
     yield writer.stats()

@@ -164,7 +164,7 @@ class TokenBucket:
         return wait
 
 
-BURST_SECONDS = 0.1  # a task's bucket holds this much of its rate: idle moments buy almost no burst
+BURST_SECONDS = 0.05  # a task's bucket holds this much of its rate: idle moments buy almost no burst
 
 
 class Pace:

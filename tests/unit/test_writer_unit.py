@@ -387,8 +387,10 @@ def test_capacity_consumed_beyond_the_estimate_slows_the_task_down():
     _, stats = run([item_row(n, wcu=1) for n in range(50)], fake, clock, task_rate=rate)
 
     assert stats.wcu_consumed == 100.0
-    # 100 units consumed; only the last batch's extra (25) is never waited for.
-    assert clock.now == pytest.approx((100 - 25) / rate)
+    # 100 units consumed, one item per call (0.05 s of 10 WCU/s is less than an item); only the
+    # last item's extra unit is never waited for.
+    assert len(fake.calls) == 50
+    assert clock.now == pytest.approx((100 - 1) / rate)
 
 
 def test_capacity_consumed_below_the_estimate_is_given_back():
@@ -398,10 +400,10 @@ def test_capacity_consumed_below_the_estimate_is_given_back():
 
     _, stats = run([item_row(n, wcu=4) for n in range(50)], fake, clock, task_rate=rate)
 
-    # Charged 4 per item up front, refunded down to the 1 DynamoDB reports: the first batch waits
-    # for its estimate (100 units), the second only for the 25 its refund (75) does not cover.
+    # Charged 4 per item up front, refunded down to the 1 DynamoDB reports: the first item waits
+    # for its estimate, every later one only for the 1 unit its predecessor's refund leaves.
     assert stats.wcu_consumed == 50.0
-    assert clock.now == pytest.approx((100 + 25) / rate)
+    assert clock.now == pytest.approx((4 + 49 * 1) / rate)
 
 
 def test_gsi_units_are_counted_from_consumed_capacity_by_index():
@@ -422,16 +424,18 @@ def test_throttles_slow_the_task_down_and_it_recovers():
     clock = FakeClock()
     throttle = answering(error("ProvisionedThroughputExceededException"))
     fake = FakeDynamo(clock, script=[throttle, throttle, throttle])
-    rate = 100.0
+    rate = 500.0  # 0.05 s of it is 25 units: full batches of 25 one-unit items
 
     _, stats = run([item_row(n, wcu=1) for n in range(200 * MAX_BATCH)], fake, clock, task_rate=rate)
 
-    # The gaps between successful calls (25 units each) grow after the throttles and shrink back
-    # to 25 / rate once the pace has recovered.
-    successes = [c.at for c in fake.calls[3:]]
-    gaps = [b - a for a, b in zip(successes, successes[1:])]
-    assert gaps[0] > 1.5 * MAX_BATCH / rate
-    assert gaps[-1] == pytest.approx(MAX_BATCH / rate)
+    # Each call is paid for before it goes: the gap before a call is its units over the pace then.
+    # Right after the throttles the pace is low (small batches, long gaps); once it has climbed
+    # back, full batches go at 25 / rate again.
+    successes = fake.calls[3:]
+    pace_after = len(successes[1].items) / (successes[1].at - successes[0].at)
+    assert pace_after < 0.8 * rate  # cut by 30 % (throttles within half a second are one event)
+    assert len(successes[-2].items) == MAX_BATCH
+    assert successes[-2].at - successes[-3].at == pytest.approx(MAX_BATCH / rate)
     assert stats.written == 200 * MAX_BATCH and stats.throttled == 3
 
 
@@ -503,3 +507,22 @@ def batch_body_of(rows) -> bytes:
     from jobs.dynamo import batch_body
 
     return batch_body(TABLE, list(pending_items(rows)))
+
+
+def test_batches_hold_at_most_the_units_asked_for_but_always_one_item():
+    rows = [item_row(n, wcu=w) for n, w in enumerate([3, 3, 3, 9, 1, 1, 1, 1])]
+
+    sizes = [[p.wcu for p in b] for b in batches(pending_items(rows), max_units=lambda: 6)]
+
+    assert sizes == [[3, 3], [3], [9], [1, 1, 1, 1]]
+
+
+def test_a_slow_task_sends_small_batches_so_no_second_gets_a_burst():
+    clock = FakeClock()
+    fake = FakeDynamo(clock, default=lambda items: ok(items, units_per_item=6.0))
+    rate = 200.0  # 0.05 s of it is 10 units: one 6 KB item per call
+
+    _, stats = run([item_row(n, wcu=6) for n in range(40)], fake, clock, task_rate=rate)
+
+    assert {len(c.items) for c in fake.calls} == {1}
+    assert stats.written == 40
