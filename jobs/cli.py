@@ -178,6 +178,34 @@ def schema() -> None:
 
 
 @cli.command()
+@click.argument("deploy_file", type=click.Path(dir_okay=False))
+@click.option("--dry-run", is_flag=True, help="Print the plan; change nothing.")
+@click.option("--apply-policy", is_flag=True, help="Also put the generated policy on the job role (inline).")
+@click.option("--endpoint-url", help="One endpoint for S3, Glue, IAM, STS and Secrets Manager (moto, LocalStack).")
+def deploy(deploy_file: str, dry_run: bool, apply_policy: bool, endpoint_url: str | None) -> None:
+    """Upload the wheel, job script and mappings to S3 and create or update one Glue job per mapping."""
+    from jobs.deploy import deploy as run_deploy
+
+    def go() -> int:
+        console.print(f"carve deploy {deploy_file}{' (dry run: nothing is changed)' if dry_run else ''}")
+        plan = run_deploy(deploy_file, endpoint_url=endpoint_url, dry_run=dry_run, apply_policy=apply_policy)
+        for step in plan.steps:
+            console.print(str(step), markup=False)
+        if not plan.changes:
+            console.print("nothing to change: every object and job is up to date")
+        elif dry_run:
+            console.print(f"{len(plan.changes)} change(s) planned; run without --dry-run to make them")
+        else:
+            console.print(f"{len(plan.changes)} change(s) made")
+        console.print(f"job role policy: {plan.policy_file}")
+        for command in plan.run_commands:
+            console.print(f"run: {command}", markup=False)
+        return 0
+
+    sys.exit(_guarded(go))
+
+
+@cli.command()
 @click.option("--engine", type=click.Choice(["postgres", "mariadb"]), default="postgres", show_default=True)
 @click.option("--scale", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
               help="1 is about 50,000 source rows; 30 passes a million order lines.")

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.constructor import DuplicateKeyError
@@ -27,6 +27,9 @@ KNOWN_KEYS = sorted(
         "duplicates", "out_of_range_numbers", "max_rejected_share", "entities", "from", "query",
         "filter", "attributes", "column", "as", "template", "literal", "join", "one", "many",
         "order_by", "limit",
+        # deploy files (jobs.deploy)
+        "region", "bucket", "prefix", "role", "mappings", "job_name_prefix", "worker_type", "workers",
+        "timeout_minutes", "max_retries", "connections", "source_secret", "tags",
     }
 )
 
@@ -53,7 +56,21 @@ def load_mapping_text(text: str, filename: str) -> Mapping:
     return mapping
 
 
-def _parse_yaml(text: str, filename: str) -> CommentedMap:
+def load_yaml_model(path: str | Path, model: type[BaseModel], what: str) -> Any:
+    """Any other carve file (the deploy file): YAML into `model`, problems as file:line messages."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise MappingError([Problem(str(path), None, "", f"cannot read the file: {exc.strerror}")]) from None
+    document = _parse_yaml(text, str(path), what)
+    try:
+        return model.model_validate(_plain(document))
+    except ValidationError as exc:
+        raise MappingError([_problem(str(path), document, err) for err in _without_echoes(exc.errors())]) from None
+
+
+def _parse_yaml(text: str, filename: str, what: str = "a mapping file") -> CommentedMap:
     yaml = YAML(typ="rt")
     yaml.allow_duplicate_keys = False
     try:
@@ -71,7 +88,7 @@ def _parse_yaml(text: str, filename: str) -> CommentedMap:
             reason += f" ({exc.context} that starts on line {exc.context_mark.line + 1})"
         raise MappingError([Problem(filename, line, "", f"YAML syntax: {reason}; fix the file's YAML")]) from None
     if not isinstance(document, CommentedMap):
-        raise MappingError([Problem(filename, 1, "", "a mapping file is a YAML map starting with 'version: 1'")])
+        raise MappingError([Problem(filename, 1, "", f"{what} is a YAML map starting with 'version: 1'")])
     return document
 
 

@@ -1,0 +1,412 @@
+"""`carve deploy`: put the wheel, the Glue job script and the mappings on S3, and create or update
+one Glue job per mapping, from a small deploy file. Idempotent: what is already there is left
+alone, and the plan says so.
+
+It also writes the least-privilege IAM policy the job role needs beside the deploy file (and,
+with --apply-policy, puts it on the role): data actions only on the mappings' tables and their
+indexes, the deploy's S3 prefixes, the named Glue connections and the secret.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal
+
+import boto3
+from botocore.exceptions import ClientError
+from pydantic import Field, field_validator
+
+from jobs.pacing import BudgetSpec
+from transforms.errors import CarveError
+from transforms.loader import load_mapping, load_yaml_model
+from transforms.mapping import Mapping, Model
+
+REPO = Path(__file__).resolve().parent.parent
+JOB_SCRIPT = Path(__file__).with_name("glue_job.py")
+GLUE_VERSION = "5.1"
+HASH_KEY = "carve-sha256"  # S3 object metadata: the content hash deploy compares
+SOURCE_DATE_EPOCH = "315532800"  # 1980-01-01: zip timestamps fixed, so a rebuild of the same tree is the same wheel
+
+# Data actions: a policy statement granting any of these may not name "*" (or a wildcard ARN).
+DATA_ACTION_PREFIXES = ("dynamodb:", "s3:", "secretsmanager:", "glue:Get", "kms:")
+
+
+class DeployFile(Model):
+    version: Literal[1]
+    region: str
+    bucket: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+    prefix: str = "carve/"
+    role: str  # the job role: a name or an ARN; it must exist
+    mappings: list[str] = Field(min_length=1)
+    job_name_prefix: str = "carve-"
+    worker_type: Literal["G.025X", "G.1X", "G.2X", "G.4X", "G.8X"] = "G.1X"
+    workers: int = Field(default=2, ge=2)
+    timeout_minutes: int = Field(default=120, ge=1)
+    max_retries: int = Field(default=0, ge=0, le=10)
+    connections: list[str] = []
+    source_secret: str | None = None
+    write_rate: str | None = None
+    tags: dict[str, str] = {}
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        value = value.strip("/")
+        return f"{value}/" if value else ""
+
+    @field_validator("write_rate")
+    @classmethod
+    def _rate(cls, value: str | None) -> str | None:
+        if value is not None:
+            BudgetSpec.parse(value)
+        return value
+
+    @property
+    def role_name(self) -> str:
+        return self.role.rsplit("/", 1)[-1]
+
+
+@dataclass
+class Step:
+    what: str  # upload | create | update | unchanged | policy
+    target: str
+    detail: str = ""
+
+    def __str__(self) -> str:
+        return f"  {self.what:<9} {self.target}" + (f"  ({self.detail})" if self.detail else "")
+
+
+@dataclass
+class Plan:
+    steps: list[Step] = field(default_factory=list)
+    policy_file: Path | None = None
+    run_commands: list[str] = field(default_factory=list)
+
+    @property
+    def changes(self) -> list[Step]:
+        return [s for s in self.steps if s.what in ("upload", "create", "update")]
+
+
+# --- the wheel ---------------------------------------------------------------------------------
+
+
+def build_wheel(out: Path) -> Path:
+    """The carve wheel from this source tree (deploy runs from a checkout, as pip installs it editable)."""
+    if not (REPO / "pyproject.toml").exists():
+        raise CarveError(f"carve deploy builds the wheel from a source checkout; {REPO} has no pyproject.toml")
+    env = {**os.environ, "SOURCE_DATE_EPOCH": SOURCE_DATE_EPOCH}
+    done = subprocess.run([sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "--no-build-isolation",
+                           "--quiet", "--disable-pip-version-check", "-w", str(out)],
+                          capture_output=True, text=True, env=env)
+    wheels = sorted(out.glob("carve-*.whl"))
+    if done.returncode or not wheels:
+        raise CarveError(f"building the wheel failed (pip exit {done.returncode}; `make setup` installs what it needs): "
+                         f"{done.stderr.strip()[-800:]}")
+    return wheels[-1]
+
+
+def wheel_hash(path: Path) -> str:
+    """sha256 over the wheel's members' names and contents: independent of zip timestamps."""
+    digest = hashlib.sha256()
+    with zipfile.ZipFile(path) as wheel:
+        for name in sorted(wheel.namelist()):
+            digest.update(name.encode() + b"\0" + wheel.read(name) + b"\0")
+    return digest.hexdigest()
+
+
+def pinned(requirement: str) -> str:
+    """The pin of a dependency in pyproject.toml (e.g. great-expectations==1.24.1)."""
+    text = (REPO / "pyproject.toml").read_text(encoding="utf-8")
+    match = re.search(rf'"({re.escape(requirement)}==[^"]+)"', text)
+    if not match:
+        raise CarveError(f"pyproject.toml does not pin {requirement}")
+    return match.group(1)
+
+
+# --- the plan ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Clients:
+    s3: Any
+    glue: Any
+    iam: Any
+    sts: Any
+    secrets: Any
+
+    @classmethod
+    def make(cls, region: str, endpoint_url: str | None) -> "Clients":
+        session = boto3.session.Session(region_name=region)
+        make = lambda name: session.client(name, endpoint_url=endpoint_url)  # noqa: E731
+        return cls(make("s3"), make("glue"), make("iam"), make("sts"), make("secretsmanager"))
+
+
+def job_arguments(deploy: DeployFile, mapping_uri: str, wheel_uri: str) -> dict[str, str]:
+    """The DefaultArguments of a carve Glue job (the contract jobs/glue.py reads)."""
+    args = {
+        "--additional-python-modules": f"{pinned('great-expectations')},{wheel_uri}",
+        "--job-bookmark-option": "job-bookmark-disable",
+        "--enable-metrics": "true",
+        "--enable-continuous-cloudwatch-log": "true",
+        "--carve_mapping": mapping_uri,
+        "--carve_report_prefix": f"s3://{deploy.bucket}/{deploy.prefix}reports/",
+        "--carve_region": deploy.region,
+    }
+    if deploy.write_rate:
+        args["--carve_write_rate"] = deploy.write_rate
+    if deploy.source_secret:
+        args["--carve_source_secret"] = deploy.source_secret
+    elif deploy.connections:
+        args["--carve_source_glue_connection"] = deploy.connections[0]
+    return args
+
+
+def job_definition(deploy: DeployFile, role_arn: str, script_uri: str, arguments: dict[str, str]) -> dict[str, Any]:
+    definition: dict[str, Any] = {
+        "Role": role_arn,
+        "Command": {"Name": "glueetl", "ScriptLocation": script_uri, "PythonVersion": "3"},
+        "GlueVersion": GLUE_VERSION,
+        "WorkerType": deploy.worker_type,
+        "NumberOfWorkers": deploy.workers,
+        "Timeout": deploy.timeout_minutes,
+        "MaxRetries": deploy.max_retries,
+        "DefaultArguments": arguments,
+    }
+    if deploy.connections:
+        definition["Connections"] = {"Connections": list(deploy.connections)}
+    return definition
+
+
+def _differences(current: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
+    return [key for key, value in wanted.items() if current.get(key) != value]
+
+
+def _s3_step(clients: Clients, bucket: str, key: str, body: bytes, digest: str, apply: bool) -> Step:
+    uri = f"s3://{bucket}/{key}"
+    try:
+        head = clients.s3.head_object(Bucket=bucket, Key=key)
+        if head.get("Metadata", {}).get(HASH_KEY) == digest:
+            return Step("unchanged", uri)
+        what, detail = "upload", "changed"
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] not in ("404", "NoSuchKey", "NotFound"):
+            raise
+        what, detail = "upload", "new"
+    if apply:
+        clients.s3.put_object(Bucket=bucket, Key=key, Body=body, Metadata={HASH_KEY: digest})
+    return Step(what, uri, detail)
+
+
+def _role_arn(clients: Clients, deploy: DeployFile) -> str:
+    try:
+        return clients.iam.get_role(RoleName=deploy.role_name)["Role"]["Arn"]
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "NoSuchEntity":
+            raise CarveError(f"role {deploy.role_name!r} does not exist; create the job role first or fix 'role'") from None
+        raise
+
+
+def _check_bucket(clients: Clients, bucket: str) -> None:
+    try:
+        clients.s3.head_bucket(Bucket=bucket)
+    except ClientError as exc:
+        code = exc.response["Error"]["Code"]
+        if code in ("404", "NoSuchBucket", "NotFound"):
+            raise CarveError(f"bucket {bucket!r} does not exist; create it or fix 'bucket' in the deploy file") from None
+        raise CarveError(f"bucket {bucket!r} cannot be used ({code}); check the name and your access") from None
+
+
+def deploy(deploy_file: str | Path, endpoint_url: str | None = None, dry_run: bool = False,
+           apply_policy: bool = False, wheel: Path | None = None) -> Plan:
+    """Make S3, Glue (and with apply_policy the role's inline policy) match the deploy file."""
+    deploy_file = Path(deploy_file)
+    spec: DeployFile = load_yaml_model(deploy_file, DeployFile, "a deploy file")
+    base = deploy_file.parent
+    # Every mapping is read and checked before anything is built or uploaded.
+    mappings = [(path, load_mapping(path)) for path in (base / m if not Path(m).is_absolute() else Path(m)
+                                                         for m in spec.mappings)]
+    names: dict[str, Path] = {}
+    for path, mapping in mappings:
+        if mapping.name in names:
+            raise CarveError(f"{names[mapping.name]} and {path} are both named {mapping.name!r}; the Glue job is "
+                             f"named after the mapping, so give one of them another name")
+        names[mapping.name] = path
+    if not JOB_SCRIPT.exists():
+        raise CarveError(f"the Glue job script {JOB_SCRIPT} is missing from this checkout")
+    clients = Clients.make(spec.region, endpoint_url)
+    _check_bucket(clients, spec.bucket)
+    role_arn = _role_arn(clients, spec)
+    account = clients.sts.get_caller_identity()["Account"]
+    plan = Plan()
+    apply = not dry_run
+
+    with tempfile.TemporaryDirectory(prefix="carve-wheel-") as tmp:
+        wheel = wheel or build_wheel(Path(tmp))
+        wheel_key = f"{spec.prefix}wheels/{wheel.name}"
+        plan.steps.append(_s3_step(clients, spec.bucket, wheel_key, wheel.read_bytes(), wheel_hash(wheel), apply))
+    script = JOB_SCRIPT.read_bytes()
+    script_key = f"{spec.prefix}scripts/{JOB_SCRIPT.name}"
+    plan.steps.append(_s3_step(clients, spec.bucket, script_key, script, hashlib.sha256(script).hexdigest(), apply))
+
+    for path, mapping in mappings:
+        body = path.read_bytes()
+        key = f"{spec.prefix}mappings/{path.name}"
+        plan.steps.append(_s3_step(clients, spec.bucket, key, body, hashlib.sha256(body).hexdigest(), apply))
+        arguments = job_arguments(spec, f"s3://{spec.bucket}/{key}", f"s3://{spec.bucket}/{wheel_key}")
+        definition = job_definition(spec, role_arn, f"s3://{spec.bucket}/{script_key}", arguments)
+        plan.steps.append(_job_step(clients, spec, account, f"{spec.job_name_prefix}{mapping.name}", definition, apply))
+        plan.run_commands.append(f"aws glue start-job-run --region {spec.region} --job-name {spec.job_name_prefix}{mapping.name}")
+
+    policy = job_policy(spec, account, [m for _, m in mappings], _secret_arn(clients, spec, account))
+    problems = wildcard_data_actions(policy)
+    if problems:  # a bug in job_policy, never the user's input: refuse to hand it out
+        raise CarveError("the generated policy grants data actions on wildcards: " + "; ".join(problems))
+    plan.policy_file = deploy_file.with_suffix(".policy.json")
+    text = json.dumps(policy, indent=2) + "\n"
+    same = plan.policy_file.exists() and plan.policy_file.read_text(encoding="utf-8") == text
+    plan.steps.append(Step("unchanged" if same else "policy", str(plan.policy_file),
+                           f"{len(policy['Statement'])} statements; tables "
+                           + ", ".join(sorted({m.target.table for _, m in mappings}))))
+    if apply and not same:
+        plan.policy_file.write_text(text, encoding="utf-8")
+    if apply_policy:
+        name = f"carve-{spec.job_name_prefix.strip('-') or 'jobs'}"
+        current = _inline_policy(clients, spec.role_name, name)
+        if current == policy:
+            plan.steps.append(Step("unchanged", f"iam role {spec.role_name} policy {name}"))
+        else:
+            plan.steps.append(Step("update" if current else "create", f"iam role {spec.role_name} policy {name}"))
+            if apply:
+                clients.iam.put_role_policy(RoleName=spec.role_name, PolicyName=name, PolicyDocument=json.dumps(policy))
+    return plan
+
+
+def _inline_policy(clients: Clients, role: str, name: str) -> dict | None:
+    try:
+        document = clients.iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "NoSuchEntity":
+            return None
+        raise
+    return json.loads(document) if isinstance(document, str) else document
+
+
+def _job_step(clients: Clients, spec: DeployFile, account: str, name: str, definition: dict[str, Any],
+              apply: bool) -> Step:
+    target = f"glue job {name}"
+    arn = f"arn:aws:glue:{spec.region}:{account}:job/{name}"
+    try:
+        current = clients.glue.get_job(JobName=name)["Job"]
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "EntityNotFoundException":
+            raise
+        if apply:
+            clients.glue.create_job(Name=name, Tags=dict(spec.tags), **definition)
+        return Step("create", target, f"Glue {GLUE_VERSION}, {spec.workers} x {spec.worker_type}")
+    changed = _differences(current, definition)
+    tags = clients.glue.get_tags(ResourceArn=arn).get("Tags", {})
+    if tags != spec.tags:
+        changed.append("Tags")
+    if not changed:
+        return Step("unchanged", target)
+    if apply:
+        clients.glue.update_job(JobName=name, JobUpdate=definition)
+        if tags != spec.tags:
+            if set(tags) - set(spec.tags):
+                clients.glue.untag_resource(ResourceArn=arn, TagsToRemove=sorted(set(tags) - set(spec.tags)))
+            if spec.tags:
+                clients.glue.tag_resource(ResourceArn=arn, TagsToAdd=dict(spec.tags))
+    return Step("update", target, ", ".join(changed))
+
+
+# --- the policy --------------------------------------------------------------------------------
+
+
+def _secret_arn(clients: Clients, spec: DeployFile, account: str) -> str | None:
+    if not spec.source_secret:
+        return None
+    if spec.source_secret.startswith("arn:"):
+        return spec.source_secret
+    try:
+        return clients.secrets.describe_secret(SecretId=spec.source_secret)["ARN"]
+    except ClientError:
+        # Not readable by whoever deploys: the secret's ARN ends in 6 random characters.
+        return f"arn:aws:secretsmanager:{spec.region}:{account}:secret:{spec.source_secret}-??????"
+
+
+def job_policy(spec: DeployFile, account: str, mappings: list[Mapping], secret_arn: str | None) -> dict[str, Any]:
+    """What the job role needs, and nothing on "*" for data."""
+    region = spec.region
+    tables = sorted({m.target.table for m in mappings})
+    table_arns = [f"arn:aws:dynamodb:{region}:{account}:table/{t}" for t in tables]
+    statements: list[dict[str, Any]] = [
+        {"Sid": "WriteAndReconcileTargetTables", "Effect": "Allow",
+         "Action": ["dynamodb:DescribeTable", "dynamodb:CreateTable", "dynamodb:BatchWriteItem", "dynamodb:PutItem",
+                    "dynamodb:Scan"],
+         "Resource": table_arns + [f"{arn}/index/*" for arn in table_arns]},
+        {"Sid": "ReadArtifacts", "Effect": "Allow", "Action": ["s3:GetObject"],
+         "Resource": [f"arn:aws:s3:::{spec.bucket}/{spec.prefix}{part}/*" for part in ("wheels", "scripts", "mappings")]},
+        {"Sid": "WriteReports", "Effect": "Allow", "Action": ["s3:PutObject", "s3:GetObject"],
+         "Resource": [f"arn:aws:s3:::{spec.bucket}/{spec.prefix}reports/*"]},
+        {"Sid": "ListDeployPrefix", "Effect": "Allow", "Action": ["s3:ListBucket"],
+         "Resource": [f"arn:aws:s3:::{spec.bucket}"],
+         "Condition": {"StringLike": {"s3:prefix": [f"{spec.prefix}*"]}}},
+        {"Sid": "GlueJobLogs", "Effect": "Allow",
+         "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+         "Resource": [f"arn:aws:logs:{region}:{account}:log-group:/aws-glue/*"]},
+        # PutMetricData has no resource-level permissions: "*" narrowed to Glue's namespace.
+        {"Sid": "GlueJobMetrics", "Effect": "Allow", "Action": ["cloudwatch:PutMetricData"], "Resource": "*",
+         "Condition": {"StringEquals": {"cloudwatch:namespace": "Glue"}}},
+    ]
+    if spec.connections:
+        statements.append({"Sid": "SourceConnections", "Effect": "Allow", "Action": ["glue:GetConnection"],
+                           "Resource": [f"arn:aws:glue:{region}:{account}:catalog"]
+                           + [f"arn:aws:glue:{region}:{account}:connection/{c}" for c in spec.connections]})
+        # A connection in a VPC: Glue attaches network interfaces; EC2 allows no narrower resource here.
+        statements.append({"Sid": "ConnectionNetworkInterfaces", "Effect": "Allow",
+                           "Action": ["ec2:CreateNetworkInterface", "ec2:DeleteNetworkInterface",
+                                      "ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets",
+                                      "ec2:DescribeSecurityGroups", "ec2:DescribeVpcEndpoints",
+                                      "ec2:DescribeRouteTables", "ec2:CreateTags"],
+                           "Resource": "*"})
+    if secret_arn:
+        statements.append({"Sid": "SourceSecret", "Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"],
+                           "Resource": [secret_arn]})
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def wildcard_data_actions(policy: dict[str, Any]) -> list[str]:
+    """Statements that grant a data action on "*" or on a wildcard ARN (every table, bucket, secret)."""
+    problems = []
+    for statement in policy["Statement"]:
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        data = [a for a in actions if a == "*" or a.startswith(DATA_ACTION_PREFIXES) or a.endswith(":*")]
+        broad = [r for r in resources if _broad(r)]
+        if data and broad:
+            problems.append(f"{statement.get('Sid', '?')}: {', '.join(data)} on {', '.join(broad)}")
+    return problems
+
+
+def _broad(resource: str) -> bool:
+    if resource == "*":
+        return True
+    parts = resource.split(":", 5)
+    if len(parts) < 6:
+        return True
+    name = parts[5]
+    if parts[2] == "s3":
+        bucket = name.split("/", 1)[0]
+        return "*" in bucket or "?" in bucket or name in ("*", "")
+    # dynamodb table/<name>[/index/*], secretsmanager secret:<name>-??????, glue connection/<name>
+    head = str(PurePosixPath(name.replace(":", "/")).parts[:2])
+    return "*" in parts[3] or "*" in parts[4] or "*" in head or name.endswith(("table/*", "secret:*", "connection/*"))
