@@ -347,8 +347,9 @@ def spark_type(shape: Shape, path: str, problems: list[Problem]) -> T.DataType |
         problems.append(Problem(path, reason, shape.example_key))
 
     if "NULL" in kinds:
-        return refuse("NULL values: the connector leaves a null attribute out (and fails on a null inside a list "
-                      "or map); store them as missing with `nulls: omit`")
+        if "." in path or "[" in path:
+            return refuse("NULL inside a map or list: the connector throws on a null element (it has no NULL type)")
+        return refuse("NULL values: the connector leaves a null attribute out; `nulls: omit` stores them as missing")
     sets = kinds.intersection(SET_KINDS)
     if sets:
         return refuse(f"a set ({_kind_names(sets)}): the connector writes arrays as lists (L); map it `as: list`")

@@ -195,7 +195,7 @@ def connection_from_secret(name: str, secret_id: str, client_factory: AwsClientF
     document = _secret_document(name, secret_id, client_factory)
     url = jdbc_url_from_secret(name, secret_id, document)
     user = _first(document, "username", "user")
-    password = _first(document, "password")
+    password = document.get("password")  # "" is a password (trust authentication), a missing one is not
     if user is None or password is None:
         missing = [k for k, v in (("username", user), ("password", password)) if v is None]
         raise SourceError(f"connection '{name}': secret '{secret_id}' lacks {', '.join(missing)}")
@@ -220,7 +220,7 @@ def connection_from_glue(name: str, glue_name: str, client_factory: AwsClientFac
     secret_id = properties.get("SECRET_ID") or connection.get("AuthenticationConfiguration", {}).get("SecretArn")
     if secret_id:
         document = _secret_document(name, secret_id, client_factory)
-        user, password = _first(document, "username", "user"), _first(document, "password")
+        user, password = _first(document, "username", "user"), document.get("password")
     else:
         user, password = properties.get("USERNAME"), properties.get("PASSWORD")
     if not user or password is None:

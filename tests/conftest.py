@@ -29,6 +29,9 @@ def moto_endpoint():
 
     from jobs.local_stack import free_port
 
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one INFO line per request otherwise
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
     server.start()
     host, port = server.get_host_and_port()
