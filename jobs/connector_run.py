@@ -30,9 +30,10 @@ class GlueConnectorRun(Run):
         label = (f"Glue DynamoDB connector into {settings.table}, {plan.percent} x {plan.table_wcu:,} WCU "
                  f"= {plan.wcu_per_second:,} WCU/s, {plan.tasks} tasks")
         with self.stages.stage("write", label) as stage:
-            frame = connector_frame(items, plan.tasks, key.partition, key.sort)
-            current_runtime().write_dynamodb(frame, plan.options, settings.endpoint_url)
             stage.rows = items.count()
+            if stage.rows:  # an empty frame has no columns to hand over
+                frame = connector_frame(items, plan.tasks, key.partition, key.sort)
+                current_runtime().write_dynamodb(frame, plan.options, settings.endpoint_url)
             stage.detail = "handed over; the connector reports no consumed capacity"
         self.figures.update(
             items_written=stage.rows,

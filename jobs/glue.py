@@ -34,6 +34,7 @@ from typing import Any
 
 from rich.console import Console
 
+from jobs.glue_sink import ConnectorError
 from jobs.runtime import LocalRuntime, Runtime, installed
 from jobs.sources import connection_env_prefix
 from jobs.storage import (
@@ -177,7 +178,7 @@ class GlueRuntime:
         if self._glue_context is None:
             LocalRuntime().write_dynamodb(frame, connection_options)
         if endpoint_url:
-            raise JobArgumentError(f"the Glue DynamoDB connector cannot target {endpoint_url}; use the carve sink")
+            raise ConnectorError(f"the Glue DynamoDB connector cannot target {endpoint_url}; use the carve sink")
         dynamic_frame = self._dynamic_frame(frame, self._glue_context)
         self._glue_context.write_dynamic_frame_from_options(
             frame=dynamic_frame, connection_type="dynamodb", connection_options=dict(connection_options))
