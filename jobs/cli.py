@@ -46,8 +46,9 @@ def cli() -> None:
       carve run mappings/store.yaml --endpoint-url http://127.0.0.1:8000 --write-rate 500
       carve reconcile mappings/store.yaml --endpoint-url http://127.0.0.1:8000
 
-    Source credentials come from CARVE_CONNECTION_<NAME>_URL / _USER / _PASSWORD or from
-    ~/.carve/connections.yaml (CARVE_PROFILES), never from the command line.
+    Source credentials come from CARVE_CONNECTION_<NAME>_URL / _USER / _PASSWORD,
+    CARVE_CONNECTION_<NAME>_SECRET_ID (Secrets Manager), CARVE_CONNECTION_<NAME>_GLUE_CONNECTION
+    or ~/.carve/connections.yaml (CARVE_PROFILES), never from the command line.
     """
 
 
@@ -62,10 +63,10 @@ def validate(files: tuple[str, ...], against_source: bool) -> None:
             mapping = load_mapping(file)
             if against_source:
                 from jobs.run import compile_check
+                from jobs.runtime import current
                 from jobs.sources import resolve_connection
-                from jobs.spark import build_local_spark
 
-                spark = build_local_spark("carve-validate")
+                spark = current().spark("carve-validate")
                 compile_check(spark, resolve_connection(mapping.source.connection), mapping, file)
             console.print(f"{file}: ok ({len(mapping.entities)} entities into {mapping.target.table})")
         except MappingError as exc:
@@ -90,18 +91,28 @@ def _run_options(mapping, report_dir, endpoint_url, region, write_rate):
     )
 
 
-def _execute(mapping_file: str, options_args: dict, connection=None, write: bool = True) -> int:
+SINKS = ("carve", "glue-connector")
+
+
+def _execute(mapping_file: str, options_args: dict, connection=None, write: bool = True, sink: str = "carve") -> int:
     from jobs.run import Run
+    from jobs.runtime import current
     from jobs.sources import resolve_connection
-    from jobs.spark import build_local_spark
 
     mapping = load_mapping(mapping_file)
     options = _run_options(mapping, **options_args)
     conn = connection or resolve_connection(mapping.source.connection)
-    console.print(f"carve {'run' if write else 'reconcile'} [bold]{mapping.name}[/] -> {mapping.target.table} "
+    runtime = current()
+    via = " through the Glue DynamoDB connector" if write and sink == "glue-connector" else ""
+    console.print(f"carve {'run' if write else 'reconcile'} [bold]{mapping.name}[/] -> {mapping.target.table}{via} "
                   f"({len(mapping.entities)} entities; report in {options.report_dir})")
-    spark = build_local_spark(f"carve-{mapping.name}")
-    run = Run(spark, mapping, mapping_file, conn, options, console)
+    spark = runtime.spark(f"carve-{mapping.name}")
+    run_class = Run
+    if sink == "glue-connector":
+        from jobs.connector_run import GlueConnectorRun  # the same run, another write stage
+
+        run_class = GlueConnectorRun
+    run = run_class(spark, mapping, mapping_file, conn, options, console)
     try:
         figures = run.execute(write=write)
     except CarveError:
@@ -154,13 +165,17 @@ def run_options(function):
 @cli.command()
 @click.argument("mapping", required=False, type=click.Path(dir_okay=False))
 @run_options
-def run(mapping: str | None, **options_args) -> None:
+@click.option("--sink", type=click.Choice(SINKS), default="carve", show_default=True,
+              help="Who writes the items: carve's rate-controlled writer, or AWS Glue's DynamoDB connector "
+                   "(on AWS Glue only).")
+def run(mapping: str | None, sink: str, **options_args) -> None:
     """Migrate MAPPING (default: the packaged demo mapping) into DynamoDB and prove it.
 
     Exit status 0 only when every expected item is in the table with exactly the expected
     content; 1 when anything is lost, different, over the quarantine threshold or failed.
     """
-    sys.exit(_guarded(lambda: _execute(mapping or packaged_mapping(DEMO_MAPPINGS["postgres"]), options_args)))
+    mapping_file = mapping or packaged_mapping(DEMO_MAPPINGS["postgres"])
+    sys.exit(_guarded(lambda: _execute(mapping_file, options_args, sink=sink)))
 
 
 @cli.command()

@@ -21,6 +21,7 @@ from jobs.rate_report import plot_rate, rate_series, summarize
 from jobs.progress import Stages
 from jobs.reconcile import expected_digests, reconcile, scan_digests
 from jobs.sources import Connection, full_schema_frames, read_sources, unpersist
+from jobs.storage import write_json_lines
 from transforms.errors import CarveError, ValidationFailedError, WriteFailedError
 from transforms.items import CompileError, build_items, referenced_columns
 from transforms.loader import located
@@ -175,7 +176,8 @@ class Run:
     def _quarantine(self, rejected: DataFrame) -> int:
         path = self.options.report_dir / "quarantine"
         rows = rejected.select("entity", "pk", "sk", F.col("problem").alias("reason"), "source_key", "item")
-        rows.coalesce(1).write.mode("overwrite").json(str(path))
+        # Streamed to the driver: on a cluster, df.write would leave the file on an executor's disk.
+        write_json_lines(rows, path)
         self.figures["quarantine"] = str(path)
         return rejected.count()
 
@@ -227,7 +229,7 @@ class Run:
         self._rate_report(result, first)
         if result.failed_count:
             path = self.options.report_dir / "dead_letter"
-            result.failed.coalesce(1).write.mode("overwrite").json(str(path))
+            write_json_lines(result.failed, path)
             self.figures["dead_letter"] = str(path)
             self.figures["items_dead_letter"] = result.failed_count
             self.figures["items_rejected"] += result.failed_count

@@ -8,12 +8,16 @@ metadata, so the transforms know how to print them.
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import reduce
 from pathlib import Path
+from typing import Any
 
 from pydantic import SecretStr
 from pyspark import StorageLevel
@@ -71,21 +75,157 @@ def profiles_path() -> Path:
     return Path(os.environ.get("CARVE_PROFILES", Path.home() / ".carve" / "connections.yaml"))
 
 
-def resolve_connection(name: str) -> Connection:
-    """A connection from CARVE_CONNECTION_<NAME>_URL/_USER/_PASSWORD, else the profile file."""
-    prefix = "CARVE_CONNECTION_" + re.sub(r"[^A-Za-z0-9]", "_", name).upper()
+def connection_env_prefix(name: str) -> str:
+    """CARVE_CONNECTION_<NAME>: the environment variables that configure connection `name`."""
+    return "CARVE_CONNECTION_" + re.sub(r"[^A-Za-z0-9]", "_", name).upper()
+
+
+AwsClientFactory = Callable[[str], Any]
+
+
+def aws_client(service: str) -> Any:
+    """A boto3 client in the default region; AWS_ENDPOINT_URL_<SERVICE> points it at a local stand-in."""
+    import boto3
+
+    return boto3.client(service)
+
+
+def resolve_connection(name: str, client_factory: AwsClientFactory = aws_client) -> Connection:
+    """Connection `name`, from the first of these that is set:
+
+    - CARVE_CONNECTION_<NAME>_URL (with _USER, _PASSWORD),
+    - CARVE_CONNECTION_<NAME>_SECRET_ID: a Secrets Manager secret (RDS-style JSON),
+    - CARVE_CONNECTION_<NAME>_GLUE_CONNECTION: a Glue JDBC connection,
+    - `name` under `connections:` in the profile file (CARVE_PROFILES).
+    """
+    prefix = connection_env_prefix(name)
     url = os.environ.get(prefix + "_URL")
     if url:
         return Connection(name, url, os.environ.get(prefix + "_USER"), SecretStr(os.environ.get(prefix + "_PASSWORD", "")))
+    secret_id = os.environ.get(prefix + "_SECRET_ID")
+    if secret_id:
+        return connection_from_secret(name, secret_id, client_factory)
+    glue_connection = os.environ.get(prefix + "_GLUE_CONNECTION")
+    if glue_connection:
+        return connection_from_glue(name, glue_connection, client_factory)
     path = profiles_path()
     if path.exists():
         profile = (YAML(typ="safe").load(path.read_text(encoding="utf-8")) or {}).get("connections", {}).get(name)
         if profile:
             return Connection(name, profile["url"], profile.get("user"), SecretStr(str(profile.get("password", ""))))
     raise SourceError(
-        f"connection '{name}' is not configured: set {prefix}_URL (and {prefix}_USER, {prefix}_PASSWORD) "
+        f"connection '{name}' is not configured: set {prefix}_URL (and {prefix}_USER, {prefix}_PASSWORD), "
+        f"{prefix}_SECRET_ID (a Secrets Manager secret) or {prefix}_GLUE_CONNECTION (a Glue connection), "
         f"or add it under 'connections:' in {path}"
     )
+
+
+# --- credentials from AWS: Secrets Manager and Glue connections --------------------------------
+
+# RDS secrets name the engine; carve reads PostgreSQL and MySQL/MariaDB.
+SECRET_ENGINES = {
+    "postgres": "postgresql", "postgresql": "postgresql", "aurora-postgresql": "postgresql",
+    "mysql": "mysql", "mariadb": "mysql", "aurora": "mysql", "aurora-mysql": "mysql",
+}
+DEFAULT_JDBC_PORTS = {"postgresql": 5432, "mysql": 3306}
+
+
+@contextmanager
+def _quiet_botocore() -> Iterator[None]:
+    """botocore logs response bodies at DEBUG: a secret's value must not reach any log."""
+    logger = logging.getLogger("botocore")
+    level = logger.level
+    logger.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _aws_error(exc: Exception) -> str:
+    code = (getattr(exc, "response", None) or {}).get("Error", {}).get("Code")
+    return code or type(exc).__name__
+
+
+def _secret_document(name: str, secret_id: str, client_factory: AwsClientFactory) -> dict[str, Any]:
+    where = f"connection '{name}': secret '{secret_id}'"
+    try:
+        with _quiet_botocore():
+            response = client_factory("secretsmanager").get_secret_value(SecretId=secret_id)
+    except Exception as exc:  # botocore's ClientError, NoCredentialsError, EndpointConnectionError, ...
+        raise SourceError(f"{where} cannot be read from Secrets Manager: {_aws_error(exc)}") from None
+    text = response.get("SecretString")
+    if text is None:
+        raise SourceError(f"{where} is binary; carve reads JSON secrets (SecretString)")
+    try:
+        document = json.loads(text)
+    except ValueError:
+        document = None
+    if not isinstance(document, dict):
+        # Never quote the text: it is the secret.
+        raise SourceError(f"{where} is not a JSON object; store username, password, engine, host, port, dbname "
+                          f"(as RDS does) or url, username, password")
+    return document
+
+
+def _first(document: dict[str, Any], *keys: str) -> Any:
+    return next((document[k] for k in keys if document.get(k) not in (None, "")), None)
+
+
+def jdbc_url_from_secret(name: str, secret_id: str, document: dict[str, Any]) -> str:
+    """The JDBC URL an RDS-style secret describes, or its `url` field."""
+    url = _first(document, "url", "jdbc_url", "JDBC_CONNECTION_URL")
+    if url:
+        return str(url)
+    missing = [k for k in ("engine", "host") if not document.get(k)]
+    if missing:
+        raise SourceError(f"connection '{name}': secret '{secret_id}' lacks {', '.join(missing)}; store username, "
+                          f"password, engine, host, port, dbname (as RDS does) or url, username, password")
+    engine = str(document["engine"]).lower()
+    scheme = SECRET_ENGINES.get(engine)
+    if scheme is None:
+        raise SourceError(f"connection '{name}': secret '{secret_id}' has engine '{engine}'; carve reads "
+                          f"{', '.join(sorted(SECRET_ENGINES))}")
+    port = document.get("port") or DEFAULT_JDBC_PORTS[scheme]
+    database = _first(document, "dbname", "database") or ""
+    return f"jdbc:{scheme}://{document['host']}:{port}/{database}"
+
+
+def connection_from_secret(name: str, secret_id: str, client_factory: AwsClientFactory = aws_client) -> Connection:
+    document = _secret_document(name, secret_id, client_factory)
+    url = jdbc_url_from_secret(name, secret_id, document)
+    user = _first(document, "username", "user")
+    password = document.get("password")  # "" is a password (trust authentication), a missing one is not
+    if user is None or password is None:
+        missing = [k for k, v in (("username", user), ("password", password)) if v is None]
+        raise SourceError(f"connection '{name}': secret '{secret_id}' lacks {', '.join(missing)}")
+    return Connection(name, url, str(user), SecretStr(str(password)))
+
+
+def connection_from_glue(name: str, glue_name: str, client_factory: AwsClientFactory = aws_client) -> Connection:
+    """A Glue JDBC connection: JDBC_CONNECTION_URL with USERNAME/PASSWORD, or with a secret
+    (SECRET_ID, or AuthenticationConfiguration.SecretArn) holding the credentials."""
+    where = f"connection '{name}': Glue connection '{glue_name}'"
+    try:
+        with _quiet_botocore():
+            response = client_factory("glue").get_connection(Name=glue_name, HidePassword=False)
+    except Exception as exc:
+        raise SourceError(f"{where} cannot be read: {_aws_error(exc)}") from None
+    connection = response.get("Connection", {})
+    properties = connection.get("ConnectionProperties", {})
+    url = properties.get("JDBC_CONNECTION_URL")
+    if not url:
+        kind = connection.get("ConnectionType", "unknown")
+        raise SourceError(f"{where} has no JDBC_CONNECTION_URL (type {kind}); carve reads JDBC connections")
+    secret_id = properties.get("SECRET_ID") or connection.get("AuthenticationConfiguration", {}).get("SecretArn")
+    if secret_id:
+        document = _secret_document(name, secret_id, client_factory)
+        user, password = _first(document, "username", "user"), document.get("password")
+    else:
+        user, password = properties.get("USERNAME"), properties.get("PASSWORD")
+    if not user or password is None:
+        raise SourceError(f"{where} has no credentials: set USERNAME and PASSWORD, or SECRET_ID")
+    return Connection(name, url, str(user), SecretStr(str(password)))
 
 
 # --- metadata over the driver's own JDBC connection (no Spark job) -----------------------------
