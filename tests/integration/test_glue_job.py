@@ -28,7 +28,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from jobs.demo_data import DemoDatabase, create_demo_database
-from jobs.dynamo import delete_table, wire_item
+from jobs.dynamo import HttpTransport, PendingItem, WriteSettings, batch_body, delete_table
 from jobs.glue import run_glue_job, start_runtime
 from jobs.glue_sink import connector_item
 from jobs.local_stack import LOCAL_AWS_ENV
@@ -145,15 +145,20 @@ class FakeGlueContext:  # test double: GlueContext's DynamoDB sink needs the Glu
     def write_dynamic_frame_from_options(self, frame, connection_type, connection_options):
         assert connection_type == "dynamodb"
         self.writes.append({"options": dict(connection_options), "partitions": frame.rdd.getNumPartitions()})
-        client = boto3.client("dynamodb", endpoint_url=self.endpoint, region_name="us-east-1")
         table, batch = connection_options["dynamodb.output.tableName"], []
+        transport = HttpTransport(WriteSettings(table, self.endpoint, "us-east-1", None))
+
+        def send(items: list[PendingItem]) -> None:
+            answer = transport.post("BatchWriteItem", batch_body(table, items))
+            assert answer.status == 200 and not answer.body.get("UnprocessedItems"), answer
+
         for row in frame.toLocalIterator():
-            batch.append({"PutRequest": {"Item": wire_item(json.dumps(connector_item(row, frame.schema)))}})
+            batch.append(PendingItem("connector", "", None, json.dumps(connector_item(row, frame.schema)), 1))
             if len(batch) == 25:
-                client.batch_write_item(RequestItems={table: batch})
+                send(batch)
                 batch = []
         if batch:
-            client.batch_write_item(RequestItems={table: batch})
+            send(batch)
 
 
 @contextmanager
