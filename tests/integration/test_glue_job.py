@@ -5,10 +5,12 @@ Secrets Manager (moto), items into dynalite.
   Job.init/commit, the report uploaded to S3.
 - run_glue_job in-process as on Glue, with GlueContext and Job replaced by test doubles
   (FakeGlueContext, FakeGlueJob: the Glue jars cannot run here): Job.init and commit happen.
+- the dead letter: items DynamoDB refuses are written on the driver and uploaded.
 - the glue-connector sink: the demo mapping is refused by attribute before anything is
   written; the demo without those attributes goes through FakeGlueContext, which writes what
   the modelled connector mapping (jobs.glue_sink) makes of each row, and carve's
-  reconciliation then finds every item exactly as carve built it.
+  reconciliation then finds every item exactly as carve built it; the type-trap items
+  (TYPE_TRAP_ROWS, tests/data/mappings/fidelity/postgres.yaml) likewise, attribute by attribute.
 """
 
 from __future__ import annotations
@@ -264,3 +266,77 @@ def test_what_the_connector_can_carry_arrives_exactly_as_carve_built_it(aws, spa
     assert figures["items_lost"] == 0 and figures["items_mismatched"] == 0
     assert figures["items_written"] == figures["items_expected"] == count(aws, table) > 0
     assert job.commits == 1
+
+
+# --- the type traps (jobs/demo_data.py TYPE_TRAP_ROWS) through the modelled connector --------
+
+# tests/data/mappings/fidelity/postgres.yaml's attributes the connector cannot carry: JSON of
+# several shapes (maps, lists, strings), arrays holding a NULL, sets, numbers of 20 to 38 digits,
+# `nulls: null`. Epoch seconds are whole seconds and go through as bigint.
+TRAP_REFUSED = [
+    "int_array", "int_array_as_list", "int_array_as_number_set", "json_value", "json_value_as_json", "jsonb_value",
+    "jsonb_value_as_json", "numeric_38", "numeric_array", "numeric_array_as_list", "numeric_array_as_number_set",
+    "numeric_unbounded", "text_array_as_string_set", "text_value_nulls_null",
+]
+
+
+def test_type_trap_items_are_refused_or_arrive_unchanged_through_the_modelled_connector(spark, demo_db):
+    from pyspark.sql import Row
+
+    from jobs.cli import demo_connection
+    from jobs.glue_sink import ConnectorTypeError, comparable_item, connector_frame
+    from jobs.sources import read_sources
+    from transforms.items import build_items, referenced_columns
+    from transforms.loader import load_mapping
+
+    mapping = load_mapping(str(REPO / "tests" / "data" / "mappings" / "fidelity" / "postgres.yaml"))
+    frames = read_sources(spark, demo_connection(demo_db), mapping, referenced_columns(mapping))
+    items = build_items(mapping, frames).where("problem is null").select("pk", "sk", "item").cache()
+    assert items.count() == 20  # 25 built, 5 quarantined on purpose (numbers over 38 digits)
+    with pytest.raises(ConnectorTypeError) as error:
+        connector_frame(items, 2, "PK", "SK")
+    refused = sorted({re.split(r"[.\[]", p.split(" ")[0])[0] for p in error.value.problems})
+    assert refused == TRAP_REFUSED
+
+    def without_refused(row):
+        item = {k: v for k, v in json.loads(row.item).items() if k not in TRAP_REFUSED}
+        return Row(pk=row.pk, sk=row.sk, item=json.dumps(item))
+
+    kept = spark.createDataFrame(items.rdd.map(without_refused), "pk string, sk string, item string")
+    frame = connector_frame(kept, 2, "PK", "SK")
+    expected = {(r.pk, r.sk): comparable_item(json.loads(r.item)) for r in kept.collect()}
+    for numbers in ("emr", "double"):
+        written = {}
+        for row in frame.collect():
+            item = connector_item(row, frame.schema, numbers)
+            written[(item["PK"]["S"], item["SK"]["S"])] = comparable_item(item)
+        assert written == expected
+    kept_names = {f.name for f in frame.schema.fields}
+    assert {"bytea_value", "money_value", "real_value", "double_value", "text_array", "interval_value",
+            "timestamptz_value_as_epoch_seconds", "numeric_40_2"} <= kept_names
+
+
+def test_items_dynamodb_refuses_reach_the_dead_letter_on_s3(aws, spark):
+    # A table whose partition key is a number: DynamoDB refuses every item (ValidationException),
+    # so every item ends in the dead letter, which is written on the driver and uploaded.
+    table = f"CarveDeadLetter-{uuid.uuid4().hex[:8]}"
+    mapping = demo_mapping_on_s3(aws, table)
+    aws["dynamodb"].create_table(
+        TableName=table, BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "PK", "AttributeType": "N"}, {"AttributeName": "SK", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "PK", "KeyType": "HASH"}, {"AttributeName": "SK", "KeyType": "RANGE"}])
+    argv = ["glue_job.py", "--JOB_NAME", "carve-demo", "--carve_mapping", mapping, "--carve_source_secret", aws["secret"],
+            "--carve_report_prefix", f"s3://{aws['bucket']}/dead/", "--carve_endpoint_url", aws["endpoint"]]
+    job = FakeGlueJob()
+    code = run_glue_job(argv, runtime_factory=glue_runtime(spark, FakeGlueContext(aws["endpoint"]), job),
+                        s3=aws["s3"])
+    assert code == 1 and job.commits == 0
+    key, figures = report(aws, "dead/demo-")
+    folder = key.rsplit("/", 1)[0]
+    assert figures["status"] == "failed" and "could not be written after retries" in figures["error"]
+    assert figures["dead_letter"] == f"s3://{aws['bucket']}/{folder}/dead_letter"
+    dead = s3_lines(aws, f"{folder}/dead_letter/part-00000.json")
+    assert len(dead) == figures["items_expected"] > 0
+    assert all(line["reason"].startswith("ValidationException") for line in dead)
+    assert {"entity", "pk", "sk", "item", "reason"} <= set(dead[0])
+    assert count(aws, table) == 0
