@@ -93,7 +93,7 @@ class Plan:
 
     @property
     def changes(self) -> list[Step]:
-        return [s for s in self.steps if s.what in ("upload", "create", "update")]
+        return [s for s in self.steps if s.what in ("upload", "create", "update", "policy")]
 
 
 # --- the wheel ---------------------------------------------------------------------------------
