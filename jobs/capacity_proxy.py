@@ -87,6 +87,7 @@ from jobs.capacity_model import (
     put_cost,
     update_cost,
 )
+from jobs.local_stack import stop_process
 from transforms.errors import CarveError
 
 API = "DynamoDB_20120810"
@@ -1002,13 +1003,7 @@ class ProxyProcess:
         _read_json(f"{self.url}/_carve/reset", {})
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         if self.process.stdout:
             self.process.stdout.close()
 

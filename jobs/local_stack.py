@@ -43,6 +43,17 @@ def dynalite_binary() -> str:
     )
 
 
+def stop_process(process: subprocess.Popen) -> None:
+    """Terminate a child we started; kill it if it has not gone within 10 s."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 @dataclass
 class Dynalite:
     """A dynalite process on 127.0.0.1; in memory, so every start is an empty DynamoDB."""
@@ -55,13 +66,7 @@ class Dynalite:
         return f"http://127.0.0.1:{self.port}"
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
 
     def __enter__(self) -> "Dynalite":
         return self

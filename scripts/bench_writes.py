@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import random
 import resource
@@ -28,6 +27,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from jobs.capacity_model import item_size, write_units  # noqa: E402
 from jobs.local_stack import LOCAL_AWS_ENV, start_dynalite  # noqa: E402
 
 for _name, _value in LOCAL_AWS_ENV.items():
@@ -35,11 +35,6 @@ for _name, _value in LOCAL_AWS_ENV.items():
 
 
 # --- the workload ------------------------------------------------------------------------------
-
-
-def number_size(text: str) -> int:
-    digits = text.lstrip("-").replace(".", "").strip("0") or "0"
-    return math.ceil(len(digits) / 2) + 1
 
 
 def make_items(count: int, seed: int, hot_share: float = 0.0, hot_keys: int = 10) -> list[dict]:
@@ -57,12 +52,10 @@ def make_items(count: int, seed: int, hot_share: float = 0.0, hot_keys: int = 10
         sk = f"V#{n:07d}"
         price = f"{rng.randint(0, 10**6)}.{rng.randint(0, 99):02d}"
         fixed = {"PK": {"S": pk}, "SK": {"S": sk}, "n": {"N": str(n)}, "price": {"N": price}, "active": {"BOOL": n % 2 == 0}}
-        size = sum(len(k) for k in fixed) + len(pk) + len(sk) + number_size(str(n)) + number_size(price) + 1
-        size += len("payload")
-        payload = "x" * max(1, target - size)
+        payload = "x" * max(1, target - item_size(fixed) - len("payload"))
         item = {**fixed, "payload": {"S": payload}}
-        size += len(payload)
-        items.append({"pk": pk, "sk": sk, "item": json.dumps(item, separators=(",", ":")), "wcu": math.ceil(size / 1024)})
+        items.append({"pk": pk, "sk": sk, "item": json.dumps(item, separators=(",", ":")),
+                      "wcu": write_units(item_size(item))})
     return items
 
 
@@ -244,7 +237,7 @@ def judged(writer_figures: dict, stats: dict, table: str, budget: float) -> dict
             "accepted_items": sum(v["items"] for v in per_second.values())}
 
 
-def print_judged(rows: list[dict], budget: float) -> None:
+def print_judged(rows: list[dict]) -> None:
     print(f"  {'writer':<16} {'steady util':>11} {'mean util':>9} {'peak s':>7} {'s>110%':>6} {'requests':>9} "
           f"{'throttled':>9} {'thr %':>6} {'time s':>7}  note")
     for r in rows:
@@ -276,7 +269,7 @@ def bench_rate(args: argparse.Namespace) -> None:
                 proxy.reset()
                 figures = run_worker(writer, path, proxy.url, table)
                 rows.append(judged(figures, proxy.stats(), table, budget))
-            print_judged(rows, budget)
+            print_judged(rows)
             plot = plot_rate(rows[0]["series"], args.out / f"bench_rate_{budget}.png",
                              f"{len(items):,} items into a {budget:,} WCU table (burst credit 0)",
                              others={r["writer"]: r["series"] for r in rows[1:]})
@@ -306,7 +299,7 @@ def bench_hotkeys(args: argparse.Namespace) -> None:
             figures = run_worker(writer, source, proxy.url, table, rate=args.budget if writer == "carve" else None)
             figures["writer"] = label
             rows.append(judged(figures, proxy.stats(), table, args.budget))
-        print_judged(rows, args.budget)
+        print_judged(rows)
         print("  'key order': carve's task writer alone at the whole budget, fed in partition-key order (as a "
               "script writing source rows in order would), for contrast.")
 

@@ -17,22 +17,12 @@ from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionClosedError
 
 from jobs.capacity_proxy import Proxy, ProxyConfig, spawn_proxy, start_proxy
+from tests.fakes import FakeClock
 
 pytestmark = pytest.mark.integration
 
 NO_RETRIES = Config(region_name="us-east-1", retries={"total_max_attempts": 1}, connect_timeout=5, read_timeout=20)
 THROTTLED = "ProvisionedThroughputExceededException"
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 50_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def client(url: str) -> Any:
@@ -71,7 +61,7 @@ def key(entry: dict[str, Any]) -> str:
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(50_000.0)
 
 
 @pytest.fixture

@@ -24,17 +24,7 @@ from jobs.capacity_model import (
     value_size,
     write_units,
 )
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+from tests.fakes import FakeClock
 
 
 def b64(raw: bytes) -> str:
@@ -197,7 +187,7 @@ def test_table_info_from_describe_table():
 
 
 def test_burst_0_holds_exactly_one_second_of_capacity():
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     budget = TableBudget(10, burst_seconds=0, partition_limit=None, clock=clock)
     assert budget.admit(ones(11)) == [True] * 10 + [False]
 
@@ -207,7 +197,7 @@ def test_burst_0_holds_exactly_one_second_of_capacity():
 
 
 def test_burst_300_keeps_five_minutes_of_unused_capacity():
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     budget = TableBudget(10, burst_seconds=300, partition_limit=None, clock=clock)
     hundreds = [WriteCost(100, {}, f"k{i}") for i in range(31)]
     assert budget.admit(hundreds) == [True] * 30 + [False]  # 3,000 units of credit, spent
@@ -222,7 +212,7 @@ def test_burst_300_keeps_five_minutes_of_unused_capacity():
 
 
 def test_refill_is_continuous():
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     budget = TableBudget(10, burst_seconds=0, partition_limit=None, clock=clock)
     budget.admit(ones(10))
     clock.advance(0.25)
@@ -230,7 +220,7 @@ def test_refill_is_continuous():
 
 
 def test_partial_accept_takes_what_fits_in_order_and_later_smaller_writes_still_fit():
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     budget = TableBudget(5, burst_seconds=0, partition_limit=None, clock=clock)
     costs = [WriteCost(units, {}, f"k{i}") for i, units in enumerate([1, 2, 1, 3, 1, 1])]
     assert budget.admit(costs) == [True, True, True, False, True, False]
@@ -238,21 +228,21 @@ def test_partial_accept_takes_what_fits_in_order_and_later_smaller_writes_still_
 
 
 def test_nothing_is_charged_for_a_refused_write():
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     budget = TableBudget(5, burst_seconds=0, partition_limit=None, clock=clock)
     costs = [WriteCost(2, {}, "a"), WriteCost(4, {}, "b"), WriteCost(3, {}, "c")]
     assert budget.admit(costs) == [True, False, True]
 
 
 def test_index_units_count_against_the_table():
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     budget = TableBudget(5, burst_seconds=0, partition_limit=None, clock=clock)
     with_index = WriteCost(2, {"GSI1": 2}, "a")  # 4 of the table's 5
     assert budget.admit([with_index, with_index, WriteCost(1, {}, "b")]) == [True, False, True]
 
 
 def test_per_key_limit_applies_to_each_partition_key_also_on_demand():
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     budget = TableBudget(None, burst_seconds=300, partition_limit=1000, clock=clock)  # on-demand
     big = [WriteCost(400, {}, "hot") for _ in range(3)]
     assert budget.admit(big) == [True, True, False]  # 800 of 1,000 taken; 400 more do not fit
@@ -265,21 +255,21 @@ def test_per_key_limit_applies_to_each_partition_key_also_on_demand():
 
 
 def test_key_bucket_is_charged_with_the_table_part_only():
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     budget = TableBudget(None, burst_seconds=0, partition_limit=4, clock=clock)
     # 3 table units + 3 index units: the key's 4 cover the 3 table units, twice would not.
     assert budget.admit([WriteCost(3, {"G": 3}, "k"), WriteCost(3, {"G": 3}, "k")]) == [True, False]
 
 
 def test_both_buckets_must_cover_the_write():
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     budget = TableBudget(100, burst_seconds=0, partition_limit=2, clock=clock)
     assert budget.admit(ones(3, "k")) == [True, True, False]  # the key's limit, not the table's
     assert budget.available == pytest.approx(98)
 
 
 def test_a_write_bigger_than_the_bucket_goes_through_when_it_is_full():
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     budget = TableBudget(1, burst_seconds=0, partition_limit=None, clock=clock)
     assert budget.admit([WriteCost(5, {}, "a"), WriteCost(1, {}, "b")]) == [True, False]
     clock.advance(0.5)
@@ -289,7 +279,7 @@ def test_a_write_bigger_than_the_bucket_goes_through_when_it_is_full():
 
 
 def test_new_capacity_applies_from_the_change_on():
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     budget = TableBudget(2, burst_seconds=0, partition_limit=None, clock=clock)
     assert budget.admit(ones(3)) == [True, True, False]
 
@@ -300,14 +290,14 @@ def test_new_capacity_applies_from_the_change_on():
 
 
 def test_lower_capacity_cuts_the_saved_burst():
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     budget = TableBudget(10, burst_seconds=300, partition_limit=None, clock=clock)
     budget.configure(1, burst_seconds=300, partition_limit=None)
     assert budget.available == pytest.approx(300)
 
 
 def test_on_demand_to_provisioned_and_back():
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     budget = TableBudget(None, burst_seconds=0, partition_limit=None, clock=clock)
     assert budget.admit(ones(50)) == [True] * 50
     budget.configure(3, burst_seconds=0, partition_limit=None)
@@ -317,7 +307,7 @@ def test_on_demand_to_provisioned_and_back():
 
 
 def test_refund_gives_back_what_was_not_written():
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     budget = TableBudget(5, burst_seconds=0, partition_limit=1000, clock=clock)
     taken = ones(5, "k")
     assert budget.admit(taken) == [True] * 5
@@ -326,7 +316,7 @@ def test_refund_gives_back_what_was_not_written():
 
 
 def test_idle_partition_buckets_are_forgotten():
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     budget = TableBudget(None, burst_seconds=0, partition_limit=1000, clock=clock)
     budget.admit([WriteCost(1, {}, f"key{i}") for i in range(100)])
     assert budget.tracked_partitions == 100
@@ -339,4 +329,4 @@ def test_idle_partition_buckets_are_forgotten():
 
 def test_bucket_refuses_nonsense():
     with pytest.raises(ValueError):
-        CapacityBucket(0, 1, FakeClock())
+        CapacityBucket(0, 1, FakeClock(1000.0))

@@ -3,29 +3,14 @@ and its split over tasks. No sleeping on a fake clock, no timed assertions."""
 
 from __future__ import annotations
 
-import pytest
-
 import threading
+
+import pytest
 
 from jobs import pacing
 from jobs.pacing import Budget, BudgetSpec, Coordinator, Link, Pace, TokenBucket, resolve_budget
 from transforms.errors import CarveError
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
+from tests.fakes import FakeClock
 
 
 def test_starts_full_and_hands_out_capacity_without_waiting():

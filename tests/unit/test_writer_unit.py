@@ -29,21 +29,9 @@ from jobs.dynamo import (
 )
 from jobs.pacing import StaticShare
 from transforms.errors import CarveError
+from tests.fakes import FakeClock
 
 TABLE = "Store"
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
 
 
 @dataclass
