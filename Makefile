@@ -2,7 +2,8 @@
 #
 #   make setup        idempotent: .venv, JDBC jars, dynalite, databases
 #   make demo         carve demo against a fresh in-memory dynalite
-#   make test         pytest; extra arguments: make test PYTEST_ARGS='-m integration -x'
+#   make test         ruff (lint and the layers' import rules), then pytest; make test PYTEST_ARGS='-m integration -x'
+#   make lint         ruff only
 #   make bench        scripts/benchmark.py against dynalite; BENCH_ARGS='...'
 #   make bench-writes scripts/bench_writes.py PART=cpu|rate|hotkeys|faults (starts its own dynalite and proxy)
 #   make stack-up     keep a dynalite on 127.0.0.1:8000 for exploring (pid in .run/)
@@ -18,7 +19,7 @@ PYTEST_ARGS ?=
 BENCH_ARGS ?=
 STACK_PORT := 8000
 
-.PHONY: help setup demo test bench bench-writes stack-up stack-down clean distclean
+.PHONY: help setup demo lint test bench bench-writes stack-up stack-down clean distclean
 
 help:
 	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
@@ -29,7 +30,10 @@ setup:
 demo: setup
 	scripts/with-dynalite $(VENV)/bin/carve demo
 
-test: setup
+lint: setup
+	$(VENV)/bin/ruff check .
+
+test: lint
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 bench: setup

@@ -23,15 +23,13 @@ from great_expectations.expectations.expectation_configuration import Expectatio
 from pyspark.sql import DataFrame
 
 from transforms.errors import MappingError, Problem
+from transforms.wire import MAX_ITEM_BYTES, MAX_PARTITION_KEY_BYTES, MAX_SORT_KEY_BYTES
 
 CRITICAL = "critical"
 WARNING = "warning"
 # GX 1.x severities; "info" does not stop a run either, so carve reports it as a warning.
 _SEVERITIES = {"critical": CRITICAL, "warning": WARNING, "info": WARNING}
 
-MAX_ITEM_BYTES = 400 * 1024
-MAX_PK_BYTES = 2048
-MAX_SK_BYTES = 1024
 
 # BASIC is the cheapest format with unexpected_count. Sample values cost one or two Spark
 # jobs per expectation (a filtered take()), so they are fetched only for the Data Docs.
@@ -59,12 +57,8 @@ class ValidationReport:
     evaluated_rows: int
 
 
-def item_suite_spec(name: str, has_sort_key: bool) -> list[dict]:
-    """The built-in checks every items DataFrame must pass: DynamoDB's own key and size limits.
-
-    `name` is not used by the rules; it is part of the signature so a caller can ask for
-    the spec of one mapping the same way it validates it.
-    """
+def item_suite_spec(has_sort_key: bool) -> list[dict]:
+    """The built-in checks every items DataFrame must pass: DynamoDB's own key and size limits."""
 
     def spec(type_: str, **kwargs: Any) -> dict:
         return {"type": type_, "kwargs": kwargs, "severity": CRITICAL}
@@ -77,11 +71,11 @@ def item_suite_spec(name: str, has_sort_key: bool) -> list[dict]:
     else:
         rules.append(spec("expect_column_values_to_be_unique", column="pk"))
     rules.append(spec("expect_column_values_to_be_between", column="size", min_value=1, max_value=MAX_ITEM_BYTES))
-    rules.append(spec("expect_column_values_to_be_between", column="pk_bytes", min_value=1, max_value=MAX_PK_BYTES))
+    rules.append(spec("expect_column_values_to_be_between", column="pk_bytes", min_value=1, max_value=MAX_PARTITION_KEY_BYTES))
     if has_sort_key:
         # Without a sort key every item has sk NULL and sk_bytes 0: nothing to check.
         rules.append(
-            spec("expect_column_values_to_be_between", column="sk_bytes", min_value=1, max_value=MAX_SK_BYTES)
+            spec("expect_column_values_to_be_between", column="sk_bytes", min_value=1, max_value=MAX_SORT_KEY_BYTES)
         )
     return rules
 
@@ -106,7 +100,7 @@ def validate_items(df: DataFrame, mapping_name: str, has_sort_key: bool, docs_di
     """The built-in item rules plus expectations/suites/items.<mapping_name>.json, in one GX run."""
     suite_name = f"items.{mapping_name}"
     custom = find_custom_suite(suite_name)
-    expectations = item_suite_spec(mapping_name, has_sort_key)
+    expectations = item_suite_spec(has_sort_key)
     if custom is not None:
         expectations += _custom_expectations(suite_name, custom)
     return _validate(df, suite_name, expectations, docs_dir)

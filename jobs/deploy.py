@@ -25,10 +25,10 @@ import boto3
 from botocore.exceptions import ClientError
 from pydantic import Field, field_validator
 
-from jobs.pacing import BudgetSpec
+from jobs.aws import aws_errors, error_code
+from jobs.sinks.pacing import BudgetSpec
 from transforms.errors import CarveError
-from transforms.loader import load_mapping, load_yaml_model
-from transforms.mapping import Mapping, Model
+from transforms.mapping import Mapping, Model, load_mapping, load_yaml_model
 
 REPO = Path(__file__).resolve().parent.parent
 JOB_SCRIPT = Path(__file__).with_name("glue_job.py")
@@ -198,7 +198,7 @@ def _s3_step(clients: Clients, bucket: str, key: str, body: bytes, digest: str, 
             return Step("unchanged", uri)
         what, detail = "upload", "changed"
     except ClientError as exc:
-        if exc.response["Error"]["Code"] not in ("404", "NoSuchKey", "NotFound"):
+        if error_code(exc) not in ("404", "NoSuchKey", "NotFound"):
             raise
         what, detail = "upload", "new"
     if apply:
@@ -210,7 +210,7 @@ def _role_arn(clients: Clients, deploy: DeployFile) -> str:
     try:
         return clients.iam.get_role(RoleName=deploy.role_name)["Role"]["Arn"]
     except ClientError as exc:
-        if exc.response["Error"]["Code"] == "NoSuchEntity":
+        if error_code(exc) == "NoSuchEntity":
             raise CarveError(f"role {deploy.role_name!r} does not exist; create the job role first or fix 'role'") from None
         raise
 
@@ -219,7 +219,7 @@ def _check_bucket(clients: Clients, bucket: str) -> None:
     try:
         clients.s3.head_bucket(Bucket=bucket)
     except ClientError as exc:
-        code = exc.response["Error"]["Code"]
+        code = error_code(exc)
         if code in ("404", "NoSuchBucket", "NotFound"):
             raise CarveError(f"bucket {bucket!r} does not exist; create it or fix 'bucket' in the deploy file") from None
         raise CarveError(f"bucket {bucket!r} cannot be used ({code}); check the name and your access") from None
@@ -228,7 +228,12 @@ def _check_bucket(clients: Clients, bucket: str) -> None:
 def deploy(deploy_file: str | Path, endpoint_url: str | None = None, dry_run: bool = False,
            apply_policy: bool = False, wheel: Path | None = None) -> Plan:
     """Make S3, Glue (and with apply_policy the role's inline policy) match the deploy file."""
-    deploy_file = Path(deploy_file)
+    with aws_errors(f"carve deploy {deploy_file}: an AWS call failed"):
+        return _deploy(Path(deploy_file), endpoint_url, dry_run, apply_policy, wheel)
+
+
+def _deploy(deploy_file: Path, endpoint_url: str | None, dry_run: bool, apply_policy: bool,
+            wheel: Path | None) -> Plan:
     spec: DeployFile = load_yaml_model(deploy_file, DeployFile, "a deploy file")
     base = deploy_file.parent
     # Every mapping is read and checked before anything is built or uploaded.
@@ -294,7 +299,7 @@ def _inline_policy(clients: Clients, role: str, name: str) -> dict | None:
     try:
         document = clients.iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
     except ClientError as exc:
-        if exc.response["Error"]["Code"] == "NoSuchEntity":
+        if error_code(exc) == "NoSuchEntity":
             return None
         raise
     return json.loads(document) if isinstance(document, str) else document
@@ -307,7 +312,7 @@ def _job_step(clients: Clients, spec: DeployFile, account: str, name: str, defin
     try:
         current = clients.glue.get_job(JobName=name)["Job"]
     except ClientError as exc:
-        if exc.response["Error"]["Code"] != "EntityNotFoundException":
+        if error_code(exc) != "EntityNotFoundException":
             raise
         if apply:
             clients.glue.create_job(Name=name, Tags=dict(spec.tags), **definition)

@@ -1,6 +1,6 @@
 """The script AWS Glue runs for carve: `carve deploy` uploads it to S3 as the job's ScriptLocation.
 
-Everything happens in jobs.glue (the runtime adapter), which turns the job's arguments into
+Everything happens in jobs.runtimes.glue (the runtime adapter), which turns the job's arguments into
 the same `carve run` the console script runs. It also runs without Glue:
 
     python jobs/glue_job.py --JOB_NAME local --carve_mapping package:demo.yaml \\
@@ -23,6 +23,6 @@ def _importable() -> None:
 
 if __name__ == "__main__":
     _importable()
-    from jobs.glue import run_glue_job
+    from jobs.runtimes.glue import run_glue_job
 
     sys.exit(run_glue_job(sys.argv))

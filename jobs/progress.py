@@ -11,6 +11,12 @@ from pyspark import SparkContext
 from rich.console import Console
 
 
+@dataclass(frozen=True)
+class StageFigures:
+    rows: int
+    seconds: float
+
+
 @dataclass
 class Stage:
     name: str
@@ -44,8 +50,8 @@ class Stages:
         detail = f"  {stage.detail}" if stage.detail else ""
         self.console.print(f"  {name:<10} {stage.rows:>10,} rows  {stage.seconds:7.1f} s{rate}{detail}")
 
-    def as_report(self) -> dict:
-        return {s.name: {"rows": s.rows, "seconds": round(s.seconds, 3)} for s in self.done}
+    def figures(self) -> dict[str, StageFigures]:
+        return {s.name: StageFigures(s.rows, s.seconds) for s in self.done}
 
 
 class _TaskWatcher(threading.Thread):

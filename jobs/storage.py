@@ -23,6 +23,7 @@ from typing import Any
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from jobs import aws
 from transforms.errors import CarveError
 
 PACKAGE_PREFIX = "package:"
@@ -59,15 +60,7 @@ def parse_s3(uri: str) -> S3Location:
 
 def s3_client(region: str | None = None) -> Any:
     """An S3 client; AWS_ENDPOINT_URL_S3 (read by botocore itself) points it at a local S3."""
-    import boto3
-
-    return boto3.client("s3", region_name=region)
-
-
-def _client_error(exc: Exception) -> str:
-    response = getattr(exc, "response", None) or {}
-    code = response.get("Error", {}).get("Code")
-    return code or type(exc).__name__
+    return aws.client("s3", region=region)
 
 
 # --- mappings ------------------------------------------------------------------------------
@@ -94,10 +87,8 @@ def fetch_mapping(spec: str, workdir: Path, client_factory: S3ClientFactory = s3
         if not name:
             raise StorageError(f"'{spec}' names a folder, not a mapping file")
         target = workdir / name
-        try:
+        with aws.aws_errors(f"cannot read mapping {spec}", StorageError):
             client_factory().download_file(location.bucket, location.key, str(target))
-        except Exception as exc:  # botocore raises ClientError or its own transfer errors
-            raise StorageError(f"cannot read mapping {spec}: {_client_error(exc)}") from None
         return target
     path = Path(spec)
     if not path.is_file():
@@ -136,15 +127,13 @@ def upload_folder(local_dir: Path, destination: str, client_factory: S3ClientFac
     for path in sorted(p for p in local_dir.rglob("*") if p.is_file()):
         relative = path.relative_to(local_dir).as_posix()
         key = base.key + relative
-        try:
+        with aws.aws_errors(f"cannot upload {relative} to {base.uri}", StorageError):
             if path.name == "report.json" and path.parent == local_dir:
                 body = relocated_report(path.read_text(encoding="utf-8"), renames)
                 client.put_object(Bucket=base.bucket, Key=key, Body=body.encode("utf-8"),
                                   ContentType="application/json")
             else:
                 client.upload_file(str(path), base.bucket, key)
-        except Exception as exc:
-            raise StorageError(f"cannot upload {relative} to {base.uri}: {_client_error(exc)}") from None
         uploaded.append(f"{S3_PREFIX}{base.bucket}/{key}")
     return uploaded
 

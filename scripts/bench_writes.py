@@ -27,8 +27,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from jobs.capacity_model import item_size, write_units  # noqa: E402
-from jobs.local_stack import LOCAL_AWS_ENV, start_dynalite  # noqa: E402
+from jobs.devtools.local_stack import LOCAL_AWS_ENV, start_dynalite  # noqa: E402
+from transforms.wire import item_size, write_units  # noqa: E402
 
 for _name, _value in LOCAL_AWS_ENV.items():
     os.environ.setdefault(_name, _value)
@@ -94,8 +94,8 @@ def worker(args: argparse.Namespace) -> None:
     cpu0, wall0 = time.process_time(), time.monotonic()
     try:
         if args.writer == "carve":
-            from jobs.dynamo import PendingItem, WriteSettings, write_partition
-            from jobs.pacing import StaticShare
+            from jobs.sinks.pacing import StaticShare
+            from jobs.sinks.writer import PendingItem, WriteSettings, write_partition
 
             settings = WriteSettings(args.table, args.endpoint, "us-east-1", args.rate)
             rows = (PendingItem("bench", i["pk"], i["sk"], i["item"], i["wcu"]) for i in items)
@@ -124,9 +124,9 @@ def spark_worker(args: argparse.Namespace, items: list[dict]) -> None:
     import boto3
     from pyspark.sql.types import IntegerType, StringType, StructField, StructType
 
-    from jobs.dynamo import WriteSettings, write_items
-    from jobs.pacing import BudgetSpec, resolve_budget
-    from jobs.spark import build_local_spark
+    from jobs.runtimes.local import build_local_spark
+    from jobs.sinks.pacing import BudgetSpec, resolve_budget
+    from jobs.sinks.writer import WriteSettings, write_items
 
     spark = build_local_spark("carve-bench-writes")
     schema = StructType([StructField(n, t) for n, t in (("entity", StringType()), ("pk", StringType()),
@@ -162,7 +162,7 @@ def run_worker(writer: str, items_file: Path, endpoint: str, table: str, rate: f
 
 
 def create_table(client, name: str, wcu: int | None = None) -> None:
-    from jobs.dynamo import TableSpec, ensure_table
+    from jobs.sinks.table import TableSpec, ensure_table
 
     ensure_table(client, TableSpec(name, "PK", "SK"), *(("PROVISIONED", wcu) if wcu else ()))
 
@@ -203,8 +203,8 @@ def bench_cpu(args: argparse.Namespace) -> None:
 # --- through the capacity proxy ----------------------------------------------------------------
 
 
-def start_proxy_process(upstream: str, **settings) -> "ProxyProcess":
-    from jobs.capacity_proxy import ProxyConfig, spawn_proxy
+def start_proxy_process(upstream: str, **settings: object) -> object:
+    from jobs.devtools.capacity_proxy import ProxyConfig, spawn_proxy
 
     return spawn_proxy(upstream, ProxyConfig(**settings))
 
@@ -224,12 +224,12 @@ def fault_totals(stats: dict) -> dict[str, int]:
 
 
 def judged(writer_figures: dict, stats: dict, table: str, budget: float) -> dict:
-    from jobs.rate_report import rate_series, summarize
+    from jobs.sinks.rate import rate_series, summarize_rate
 
     per_second = stats_per_second(stats, table)
     timeline = {s: v["wcu"] for s, v in per_second.items()}
     series = rate_series(timeline, [(0, float(budget))])
-    summary = summarize(series)
+    summary = summarize_rate(series)
     requests = sum(v["requests"] for v in per_second.values())
     throttled = sum(v["throttled"] + v["partial"] for v in per_second.values())
     return {"writer": writer_figures["writer"], "series": series, "summary": summary, "requests": requests,
@@ -251,7 +251,7 @@ def print_judged(rows: list[dict]) -> None:
 def bench_rate(args: argparse.Namespace) -> None:
     import boto3
 
-    from jobs.rate_report import plot_rate
+    from jobs.sinks.rate import plot_rate
 
     items = make_items(args.items, seed=2)
     path = write_items_file(items, args.out / "bench_rate_items.jsonl")

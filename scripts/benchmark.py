@@ -36,11 +36,12 @@ def jvm_peak_heap_mb(spark) -> float:
 def single(engine: str, scale: float, endpoint: str) -> dict:
     from rich.console import Console
 
-    from jobs.cli import DEMO_MAPPINGS, demo_connection, packaged_mapping
-    from jobs.demo_data import DemoDatabase, create_demo_database
-    from jobs.run import Run, RunOptions
-    from jobs.spark import build_local_spark
-    from transforms.loader import load_mapping
+    from jobs.cli import DEMO_MAPPINGS, packaged_mapping
+    from jobs.devtools.commands import demo_connection
+    from jobs.devtools.demo_data import DemoDatabase, create_demo_database
+    from jobs.pipeline import Pipeline, RunOptions
+    from jobs.runtimes.local import build_local_spark
+    from transforms.mapping import load_mapping
 
     database = f"carve_bench_{str(scale).replace('.', '_')}"
     target = DemoDatabase(engine, database=database)
@@ -54,9 +55,9 @@ def single(engine: str, scale: float, endpoint: str) -> dict:
                                          "policy": mapping.policy.model_copy(update={"max_rejected_share": 0.05})})
     spark = build_local_spark("carve-bench")
     report_dir = REPO / "reports" / f"bench-{database}"
-    run = Run(spark, mapping, mapping_file, demo_connection(target), RunOptions(report_dir, endpoint_url=endpoint),
+    run = Pipeline(spark, mapping, mapping_file, demo_connection(target), RunOptions(report_dir, endpoint_url=endpoint),
               Console(stderr=True, soft_wrap=True))
-    figures = run.execute()
+    figures = run.execute().as_dict()
     return {
         "scale": scale,
         "source_rows": sum(v for k, v in counts.items() if k != "type_trap"),

@@ -32,8 +32,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from jobs.capacity_proxy import ProxyConfig, spawn_proxy  # noqa: E402
-from jobs.local_stack import LOCAL_AWS_ENV, start_dynalite  # noqa: E402
+from jobs.devtools.capacity_proxy import ProxyConfig, spawn_proxy  # noqa: E402
+from jobs.devtools.local_stack import LOCAL_AWS_ENV, start_dynalite  # noqa: E402
 
 TABLE = "ProxyBench"
 HEADERS = {

@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from jobs.local_stack import LOCAL_AWS_ENV
-from jobs.spark import build_local_spark
+from jobs.devtools.local_stack import LOCAL_AWS_ENV
+from jobs.runtimes.local import build_local_spark
 
 # Before any SparkSession starts: Python workers inherit the environment they start with,
 # and boto3 on the executors needs (dummy) credentials for dynalite. Tests never reach AWS.
@@ -26,11 +26,11 @@ def spark():
 @pytest.fixture(scope="session")
 def moto_endpoint():
     """A moto server (S3, Secrets Manager, Glue, ...) on a free loopback port for the session."""
+    import logging
+
     from moto.server import ThreadedMotoServer
 
-    from jobs.local_stack import free_port
-
-    import logging
+    from jobs.devtools.local_stack import free_port
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one INFO line per request otherwise
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)

@@ -35,12 +35,12 @@ class SourceError(CarveError):
     """The source database could not be read as the mapping asks: check the connection or the table."""
 
 
+class SinkError(CarveError):
+    """The target cannot be written as asked: check the table, the endpoint, the budget or the sink."""
+
+
 class ValidationFailedError(CarveError):
     """The items failed a critical expectation or the quarantine threshold: nothing (more) was written."""
-
-
-class RetryableWriteError(CarveError):
-    """A write failed in a way that may succeed when sent again (throttling, 5xx, dropped connection)."""
 
 
 class WriteFailedError(CarveError):
@@ -50,7 +50,3 @@ class WriteFailedError(CarveError):
         self.failed = failed
         self.dead_letter = dead_letter
         super().__init__(f"{failed} item(s) could not be written after retries; see {dead_letter}")
-
-
-class ReconcileError(CarveError):
-    """The target table does not hold exactly the expected items."""

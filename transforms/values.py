@@ -11,11 +11,16 @@ DynamoDB's 38 significant digits and its exponent range.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import reduce
 
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
+
+from transforms.wire import MAX_NUMBER_DIGITS
 
 # Column metadata key set by the source reader: what the database said the column is.
 KIND = "carve_kind"
@@ -26,8 +31,7 @@ INSTANT = "instant"  # timestamptz, MariaDB TIMESTAMP: a point in time, shown in
 LOCAL_TIMESTAMP = "local_timestamp"  # timestamp without time zone, DATETIME: wall-clock time
 
 NULL_JSON = '{"NULL":true}'
-MAX_DIGITS = 38
-
+MAX_DIGITS = MAX_NUMBER_DIGITS
 
 
 @dataclass(frozen=True)
@@ -47,10 +51,6 @@ class Options:
 
 def no_problem() -> Column:
     return F.lit(None).cast("string")
-
-
-def first_problem(*problems: Column) -> Column:
-    return F.coalesce(*problems, no_problem()) if problems else no_problem()
 
 
 def null_value(options: Options) -> Value:
@@ -102,10 +102,6 @@ def plain_decimal(text: Column) -> Column:
     t = F.regexp_replace(F.regexp_replace(t, r"\.(?=$|E)", ""), r"(?<=^-?)\.", "0.")
     t = F.regexp_replace(t, r"E\+?(-?)0*([0-9])", "E$1$2")  # E+07 -> E7, E-07 -> E-7
     return F.regexp_replace(t, r"^-(0)$", "$1")
-
-
-def _zeros(count: Column) -> Column:
-    return F.array_join(F.array_repeat(F.lit("0"), count), "")
 
 
 def significant_digits(plain: Column) -> Column:
@@ -283,7 +279,7 @@ def list_value(array: Column, element: T.DataType, kind: str | None, options: Op
     )
 
 
-def set_value(array: Column, element: T.DataType, kind: str | None, options: Options, what: str, number: bool) -> Value:
+def set_value(array: Column, element: T.DataType, options: Options, what: str, number: bool) -> Value:
     """SS / NS: distinct, non-NULL members; an empty set is no value (DynamoDB rejects it)."""
     present = F.filter(array, lambda x: x.isNotNull())
     if number:
@@ -309,43 +305,95 @@ def set_value(array: Column, element: T.DataType, kind: str | None, options: Opt
     )
 
 
-# --- dispatch --------------------------------------------------------------------------------
+# --- the conversions: the `as:` of a mapping, one function each ------------------------------
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One source column being converted: the Spark column, its type, what the database said it is
+    (the reader's kind), the value policy, and where it is in the mapping (for reasons)."""
+
+    column: Column
+    dtype: T.DataType
+    kind: str | None
+    options: Options
+    what: str
+
+    def array_type(self, conversion: str) -> T.ArrayType:
+        if not isinstance(self.dtype, T.ArrayType):
+            raise TypeError(f"{self.what}: '{conversion}' needs an array column, this one is {self.dtype.simpleString()}")
+        return self.dtype
+
+
+Conversion = Callable[[Cell], Value]
+
+
+def _to_string(cell: Cell) -> Value:
+    return string_value(as_text(cell.column, cell.dtype, cell.kind))
+
+
+def _to_number(cell: Cell) -> Value:
+    if isinstance(cell.dtype, INTEGRAL):
+        return integer_value(cell.column)
+    text = cell.column if isinstance(cell.dtype, T.StringType) else as_text(cell.column, cell.dtype, cell.kind)
+    return number_value(text, cell.options, cell.what)
+
+
+def _to_bool(cell: Cell) -> Value:
+    flag = _bool_of(cell.column, cell.dtype)
+    value = bool_value(flag)
+    return Value(value.json, value.size, F.when(flag.isNull(), F.lit(f"{cell.what}: not a boolean")))
+
+
+def _to_binary(cell: Cell) -> Value:
+    data = cell.column if isinstance(cell.dtype, T.BinaryType) else F.encode(cell.column.cast("string"), "UTF-8")
+    return binary_value(data)
+
+
+def _to_iso8601(cell: Cell) -> Value:
+    return string_value(iso_text(cell.column, cell.dtype, cell.kind))
+
+
+def _to_epoch_seconds(cell: Cell) -> Value:
+    return number_value(epoch_seconds(cell.column, cell.dtype), cell.options, cell.what)
+
+
+def _to_json(cell: Cell) -> Value:
+    return json_value(cell.column.cast("string"), cell.what)
+
+
+def _to_list(cell: Cell) -> Value:
+    return list_value(cell.column, cell.array_type("list").elementType, cell.kind, cell.options, cell.what)
+
+
+def _to_string_set(cell: Cell) -> Value:
+    return set_value(cell.column, cell.array_type("string_set").elementType, cell.options, cell.what, number=False)
+
+
+def _to_number_set(cell: Cell) -> Value:
+    return set_value(cell.column, cell.array_type("number_set").elementType, cell.options, cell.what, number=True)
+
+
+# Keyed by the names a mapping's `as:` takes (transforms.mapping.model.Conversion lists the same).
+CONVERSIONS: dict[str, Conversion] = {
+    "string": _to_string,
+    "number": _to_number,
+    "bool": _to_bool,
+    "binary": _to_binary,
+    "iso8601": _to_iso8601,
+    "epoch_seconds": _to_epoch_seconds,
+    "json": _to_json,
+    "list": _to_list,
+    "string_set": _to_string_set,
+    "number_set": _to_number_set,
+}
 
 
 def scalar_value(
     column: Column, dtype: T.DataType, kind: str | None, conversion: str | None, options: Options, what: str
 ) -> Value:
     """The DynamoDB value of a column, by its explicit conversion or by the type table."""
-    target = conversion or default_conversion(dtype, kind)
-    if target == "string":
-        value = string_value(as_text(column, dtype, kind))
-    elif target == "number" and isinstance(dtype, INTEGRAL):
-        value = integer_value(column)
-    elif target == "number":
-        value = number_value(as_text(column, dtype, kind) if not isinstance(dtype, T.StringType) else column,
-                             options, what)
-    elif target == "bool":
-        flag = _to_bool(column, dtype)
-        value = bool_value(flag)
-        value = Value(value.json, value.size, F.when(flag.isNull(), F.lit(f"{what}: not a boolean")))
-    elif target == "binary":
-        value = binary_value(column if isinstance(dtype, T.BinaryType) else F.encode(column.cast("string"), "UTF-8"))
-    elif target == "iso8601":
-        value = string_value(iso_text(column, dtype, kind))
-    elif target == "epoch_seconds":
-        value = number_value(epoch_seconds(column, dtype), options, what)
-    elif target == "json":
-        value = json_value(column.cast("string"), what)
-    elif target in ("list", "string_set", "number_set"):
-        if not isinstance(dtype, T.ArrayType):
-            raise TypeError(f"{what}: '{target}' needs an array column, this one is {dtype.simpleString()}")
-        if target == "list":
-            value = list_value(column, dtype.elementType, kind, options, what)
-        else:
-            elem_kind = NUMBER_TEXT if kind == NUMBER_TEXT_ARRAY else None
-            value = set_value(column, dtype.elementType, elem_kind, options, what, number=target == "number_set")
-    else:  # pragma: no cover - the model's Literal type lists every conversion
-        raise ValueError(f"unknown conversion {target}")
+    value = CONVERSIONS[conversion or default_conversion(dtype, kind)](Cell(column, dtype, kind, options, what))
     return when_present(column, value, options)
 
 
@@ -369,10 +417,41 @@ def default_conversion(dtype: T.DataType, kind: str | None) -> str:
     return "string"
 
 
-def _to_bool(column: Column, dtype: T.DataType) -> Column:
+def _bool_of(column: Column, dtype: T.DataType) -> Column:
     if isinstance(dtype, T.BooleanType):
         return column
     text = F.lower(F.trim(column.cast("string")))
     return F.when(text.isin("true", "t", "1", "yes", "y"), F.lit(True)).when(
         text.isin("false", "f", "0", "no", "n"), F.lit(False)
+    )
+
+
+# --- objects: named values as a map ------------------------------------------------------------
+
+
+def attribute_piece(name: str, value: Value) -> Column:
+    """'"name":<value>' or NULL (omitted), for concat_ws, which skips NULLs."""
+    return F.concat(F.lit(json.dumps(name, ensure_ascii=False) + ":"), value.json)
+
+
+def attribute_size(name: str, value: Value) -> Column:
+    return F.when(value.json.isNotNull(),
+                  F.lit(len(name.encode("utf-8"))) + F.coalesce(value.size, F.lit(0))).otherwise(F.lit(0))
+
+
+def combine_problems(problems: list[Column]) -> Column:
+    if not problems:
+        return no_problem()
+    joined = F.concat_ws("; ", *problems)
+    return F.when(joined != "", joined)
+
+
+def map_value(values: list[tuple[str, Value]]) -> Value:
+    """An embedded object: M, 3 bytes + 1 per element + names + values."""
+    json_pieces = [attribute_piece(n, v) for n, v in values]
+    sizes = [attribute_size(n, v) + F.when(v.json.isNotNull(), 1).otherwise(0) for n, v in values]
+    return Value(
+        F.concat(F.lit('{"M":{'), F.concat_ws(",", *json_pieces), F.lit("}}")),
+        reduce(lambda a, b: a + b, sizes, F.lit(3)).cast("long"),
+        combine_problems([v.problem for _, v in values]),
     )

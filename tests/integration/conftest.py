@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from jobs.local_stack import LOCAL_AWS_ENV, start_dynalite
+from jobs.devtools.local_stack import LOCAL_AWS_ENV, start_dynalite
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionClosedError
 
-from jobs.capacity_proxy import Proxy, ProxyConfig, spawn_proxy, start_proxy
+from jobs.devtools.capacity_proxy import Proxy, ProxyConfig, spawn_proxy, start_proxy
 from tests.fakes import FakeClock
 
 pytestmark = pytest.mark.integration
@@ -137,7 +137,7 @@ def test_batch_over_budget_comes_back_partly_unprocessed(proxy_for, direct, tabl
 
     assert response["UnprocessedItems"] == {table: [batch[3], batch[5]]}  # exactly as sent
     assert response["ConsumedCapacity"] == [{"TableName": table, "CapacityUnits": 5.0}]
-    for i, entry in enumerate(batch):
+    for i in range(len(batch)):
         got = direct.get_item(TableName=table, Key={"PK": {"S": f"k{i}"}, "SK": {"S": "A"}})
         assert ("Item" in got) == (i in (0, 1, 2, 4)), f"item k{i}"
 

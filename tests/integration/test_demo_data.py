@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from jobs.demo_data import (
+from jobs.devtools.demo_data import (
     BAD_ORDER_NULL_CUSTOMER,
     DUPLICATE_SKU,
     DUPLICATE_SKU_PRODUCT_IDS,

@@ -19,9 +19,9 @@ from moto.server import ThreadedMotoServer
 
 from jobs.cli import main
 from jobs.deploy import JOB_SCRIPT, Clients, DeployFile, build_wheel, deploy, job_policy, pinned, wildcard_data_actions
-from jobs.local_stack import free_port
+from jobs.devtools.local_stack import free_port
 from transforms.errors import CarveError, MappingError
-from transforms.loader import load_mapping
+from transforms.mapping import load_mapping
 
 pytestmark = pytest.mark.integration
 

@@ -1,4 +1,4 @@
-"""The packaged demo mappings, end to end: demo database -> Run -> dynalite -> report.
+"""The packaged demo mappings, end to end: demo database -> Pipeline -> dynalite -> report.
 
 For PostgreSQL and MariaDB: the demo store at scale 0.05, migrated by mappings/demo.yaml /
 mappings/demo_mariadb.yaml into a fresh dynalite table. Nothing may be lost or different,
@@ -25,8 +25,10 @@ import pytest
 from botocore.exceptions import ClientError
 from rich.console import Console
 
-from jobs.cli import DEMO_MAPPINGS, demo_connection, packaged_mapping
-from jobs.demo_data import (
+from jobs.cli import DEMO_MAPPINGS, packaged_mapping
+from jobs.devtools.capacity_proxy import ProxyConfig, start_proxy
+from jobs.devtools.commands import demo_connection
+from jobs.devtools.demo_data import (
     BAD_ORDER_NULL_CUSTOMER,
     DUPLICATE_SKU,
     DUPLICATE_SKU_PRODUCT_IDS,
@@ -34,13 +36,11 @@ from jobs.demo_data import (
     DemoDatabase,
     create_demo_database,
 )
-from jobs.capacity_proxy import ProxyConfig, start_proxy
-from jobs.dynamo import delete_table
-from jobs.local_stack import LOCAL_AWS_ENV
-from jobs.run import Run, RunOptions
+from jobs.devtools.local_stack import LOCAL_AWS_ENV
+from jobs.pipeline import Pipeline, RunOptions
+from jobs.sinks.table import delete_table
 from transforms.errors import ValidationFailedError
-from transforms.loader import load_mapping
-from transforms.mapping import Mapping
+from transforms.mapping import Mapping, load_mapping
 
 pytestmark = pytest.mark.integration
 
@@ -131,12 +131,12 @@ def demo_mapping(engine: str, table: str, **policy: Any) -> tuple[Mapping, str]:
     return mapping.model_copy(update=update), mapping_file
 
 
-def new_run(spark, engine: str, target: DemoDatabase, endpoint: str, report_dir: Path, **policy: Any) -> Run:
+def new_run(spark, engine: str, target: DemoDatabase, endpoint: str, report_dir: Path, **policy: Any) -> Pipeline:
     # The executors' boto3 needs the dummy credentials even if Spark started before they were set.
     spark.sparkContext.environment.update({name: os.environ[name] for name in LOCAL_AWS_ENV})
     table = f"CarveDemo-{engine}-{uuid.uuid4().hex[:8]}"
     mapping, mapping_file = demo_mapping(engine, table, **policy)
-    return Run(spark, mapping, mapping_file, demo_connection(target), RunOptions(report_dir, endpoint_url=endpoint),
+    return Pipeline(spark, mapping, mapping_file, demo_connection(target), RunOptions(report_dir, endpoint_url=endpoint),
                Console(highlight=False, width=160))
 
 
@@ -158,7 +158,7 @@ def demo_run(request, spark, dynamodb_endpoint, demo_database, tmp_path_factory)
     run = new_run(spark, engine, target, dynamodb_endpoint, report_dir)
     client = boto3.client("dynamodb", endpoint_url=dynamodb_endpoint, region_name="us-east-1")
     try:
-        figures = run.execute()
+        figures = run.execute().as_dict()
         yield DemoRun(engine, target, figures, report_dir, client, run.mapping.target.table)
     finally:
         delete_table(client, run.mapping.target.table)
@@ -280,7 +280,7 @@ def test_a_demo_run_through_a_throttling_failing_endpoint_loses_nothing(spark, d
     with start_proxy(dynamodb_endpoint, faults) as proxy:
         run = new_run(spark, "postgres", demo_database("postgres"), proxy.url, tmp_path)
         try:
-            figures = run.execute()
+            figures = run.execute().as_dict()
             injected = proxy.stats()["tables"][run.mapping.target.table]["totals"]["faults"]
         finally:
             delete_table(client, run.mapping.target.table)

@@ -29,11 +29,13 @@ import boto3
 import pytest
 from ruamel.yaml import YAML
 
-from jobs.demo_data import DemoDatabase, create_demo_database
-from jobs.dynamo import HttpTransport, PendingItem, WriteSettings, batch_body, delete_table
-from jobs.glue import run_glue_job, start_runtime
-from jobs.glue_sink import connector_item
-from jobs.local_stack import LOCAL_AWS_ENV
+from jobs.devtools.demo_data import DemoDatabase, create_demo_database
+from jobs.devtools.local_stack import LOCAL_AWS_ENV
+from jobs.runtimes.glue import run_glue_job, start_runtime
+from jobs.sinks.glue_connector import connector_item
+from jobs.sinks.table import TableAddress, delete_table
+from jobs.sinks.transport import HttpTransport
+from jobs.sinks.writer import PendingItem, batch_body
 
 pytestmark = pytest.mark.integration
 
@@ -138,7 +140,7 @@ class FakeGlueJob:  # test double: awsglue.job.Job needs the Glue jars, which ca
 
 
 class FakeGlueContext:  # test double: GlueContext's DynamoDB sink needs the Glue jars
-    """Writes each row as the modelled connector mapping says (jobs.glue_sink.connector_item)."""
+    """Writes each row as the modelled connector mapping says (jobs.sinks.glue_connector.connector_item)."""
 
     def __init__(self, endpoint: str):
         self.endpoint = endpoint
@@ -148,7 +150,7 @@ class FakeGlueContext:  # test double: GlueContext's DynamoDB sink needs the Glu
         assert connection_type == "dynamodb"
         self.writes.append({"options": dict(connection_options), "partitions": frame.rdd.getNumPartitions()})
         table, batch = connection_options["dynamodb.output.tableName"], []
-        transport = HttpTransport(WriteSettings(table, self.endpoint, "us-east-1", None))
+        transport = HttpTransport(TableAddress(table, self.endpoint, "us-east-1"))
 
         def send(items: list[PendingItem]) -> None:
             answer = transport.post("BatchWriteItem", batch_body(table, items))
@@ -283,11 +285,12 @@ TRAP_REFUSED = [
 def test_type_trap_items_are_refused_or_arrive_unchanged_through_the_modelled_connector(spark, demo_db):
     from pyspark.sql import Row
 
-    from jobs.cli import demo_connection
-    from jobs.glue_sink import ConnectorTypeError, comparable_item, connector_frame
-    from jobs.sources import read_sources
-    from transforms.items import build_items, referenced_columns
-    from transforms.loader import load_mapping
+    from jobs.devtools.commands import demo_connection
+    from jobs.sinks.glue_connector import ConnectorTypeError, connector_frame
+    from jobs.sources.jdbc import read_sources
+    from transforms.items import build_items
+    from transforms.mapping import load_mapping, referenced_columns
+    from transforms.wire import canonical
 
     mapping = load_mapping(str(REPO / "tests" / "data" / "mappings" / "fidelity" / "postgres.yaml"))
     frames = read_sources(spark, demo_connection(demo_db), mapping, referenced_columns(mapping))
@@ -304,12 +307,12 @@ def test_type_trap_items_are_refused_or_arrive_unchanged_through_the_modelled_co
 
     kept = spark.createDataFrame(items.rdd.map(without_refused), "pk string, sk string, item string")
     frame = connector_frame(kept, 2, "PK", "SK")
-    expected = {(r.pk, r.sk): comparable_item(json.loads(r.item)) for r in kept.collect()}
+    expected = {(r.pk, r.sk): canonical(json.loads(r.item)) for r in kept.collect()}
     for numbers in ("emr", "double"):
         written = {}
         for row in frame.collect():
             item = connector_item(row, frame.schema, numbers)
-            written[(item["PK"]["S"], item["SK"]["S"])] = comparable_item(item)
+            written[(item["PK"]["S"], item["SK"]["S"])] = canonical(item)
         assert written == expected
     kept_names = {f.name for f in frame.schema.fields}
     assert {"bytea_value", "money_value", "real_value", "double_value", "text_array", "interval_value",

@@ -8,8 +8,10 @@ import boto3
 import pytest
 from py4j.protocol import Py4JJavaError
 
-from jobs.dynamo import TableSpec, delete_table, ensure_table, write_items
-from jobs.reconcile import expected_digests, reconcile, scan_digests
+from jobs.sinks.table import TableSpec, delete_table, ensure_table
+from jobs.sinks.writer import write_items
+from jobs.verify.reconcile import expected_digests, reconcile, scan_digests
+
 # aws_spark is a fixture (Spark whose workers have the dummy AWS credentials): see its docstring.
 from tests.integration.test_writer_dynalite import STORE, aws_spark, items_frame, settings_for  # noqa: F401
 
@@ -48,7 +50,7 @@ def test_what_was_written_reconciles_and_tampering_shows_up_exactly(dynamodb_end
     assert (written.items_written, written.failed_count) == (300, 0)
     expected = expected_digests(items).cache()
 
-    clean = reconcile(expected, scan_digests(aws_spark, settings, segments=4, partition_key="PK", sort_key="SK"))
+    clean = reconcile(expected, scan_digests(aws_spark, settings.address, segments=4, partition_key="PK", sort_key="SK"))
 
     assert clean.ok
     assert (clean.expected, clean.found, clean.missing, clean.extra, clean.mismatched) == (300, 300, 0, 0, 0)
@@ -67,7 +69,7 @@ def test_what_was_written_reconciles_and_tampering_shows_up_exactly(dynamodb_end
     )
     client.put_item(TableName=store.name, Item={"PK": {"S": "CUSTOMER#999"}, "SK": {"S": "STRAY"}})
 
-    tampered = reconcile(expected, scan_digests(aws_spark, settings, segments=3, partition_key="PK", sort_key="SK"))
+    tampered = reconcile(expected, scan_digests(aws_spark, settings.address, segments=3, partition_key="PK", sort_key="SK"))
 
     assert (tampered.expected, tampered.found, tampered.missing, tampered.extra, tampered.mismatched) == (
         300, 299, 1, 1, 1,
@@ -86,7 +88,7 @@ def test_a_table_without_a_sort_key_reconciles(dynamodb_endpoint, aws_spark, cli
     settings = settings_for(dynamodb_endpoint, users.name)
     assert write_items(items, settings).items_written == 60
 
-    result = reconcile(expected_digests(items), scan_digests(aws_spark, settings, segments=2, partition_key="PK"))
+    result = reconcile(expected_digests(items), scan_digests(aws_spark, settings.address, segments=2, partition_key="PK"))
 
     assert result.ok and result.found == 60
 
@@ -97,4 +99,4 @@ def test_a_wrong_key_attribute_name_is_reported_not_guessed(dynamodb_endpoint, a
 
     # The CarveError is raised on an executor and reaches the driver wrapped in the failed Spark job.
     with pytest.raises(Py4JJavaError, match="no key attribute 'id'"):
-        scan_digests(aws_spark, settings, segments=1, partition_key="id").collect()
+        scan_digests(aws_spark, settings.address, segments=1, partition_key="id").collect()

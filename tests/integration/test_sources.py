@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from pydantic import SecretStr
 
-from jobs import sources
-from jobs.sources import Connection, TableRead, describe_table, read_sources, read_table
+from jobs.sources import jdbc
+from jobs.sources.connections import Connection
+from jobs.sources.jdbc import TableRead, describe_table, read_sources, read_table
 from transforms.errors import SourceError
-from transforms.loader import load_mapping_text
-from transforms.items import referenced_columns
+from transforms.mapping import load_mapping_text, referenced_columns
 
 pytestmark = pytest.mark.integration
 
@@ -101,7 +101,7 @@ def test_reserved_word_identifiers_are_quoted_and_read(spark, source):
 
 def test_partitioned_read_splits_on_the_key_and_loses_no_row(spark, source, monkeypatch):
     conn, table = source
-    monkeypatch.setattr(sources, "ROWS_PER_PARTITION", 100)
+    monkeypatch.setattr(jdbc, "ROWS_PER_PARTITION", 100)
     info = describe_table(spark, conn, table)
     df = read_table(spark, conn, TableRead(table, info.columns, partition_column="id"))
     assert df.rdd.getNumPartitions() > 1

@@ -1,5 +1,5 @@
 """Type fidelity, end to end: every trap in type_trap, read from the real database, written
-to dynalite by `Run`, read back with the low-level client and compared exactly.
+to dynalite by `Pipeline`, read back with the low-level client and compared exactly.
 
 The expected attribute values are computed here from `TYPE_TRAP_ROWS` (the exact Python
 values the demo generator inserted) by the rules of README "Type mapping", written out
@@ -37,13 +37,12 @@ import boto3
 import pytest
 from rich.console import Console
 
-from jobs.cli import demo_connection
-from jobs.demo_data import TYPE_TRAP, TYPE_TRAP_ROWS, DemoDatabase, create_demo_database
-from jobs.dynamo import delete_table
-from jobs.local_stack import LOCAL_AWS_ENV
-from jobs.run import Run, RunOptions
-from transforms.loader import load_mapping
-from transforms.mapping import ColumnAttr, Mapping
+from jobs.devtools.commands import demo_connection
+from jobs.devtools.demo_data import TYPE_TRAP, TYPE_TRAP_ROWS, DemoDatabase, create_demo_database
+from jobs.devtools.local_stack import LOCAL_AWS_ENV
+from jobs.pipeline import Pipeline, RunOptions
+from jobs.sinks.table import delete_table
+from transforms.mapping import ColumnAttr, Mapping, load_mapping
 
 pytestmark = pytest.mark.integration
 
@@ -279,9 +278,9 @@ def fidelity(request, spark, dynamodb_endpoint, tmp_path_factory) -> Iterator[Fi
     report_dir = tmp_path_factory.mktemp(f"fidelity-{engine}")
     client = boto3.client("dynamodb", endpoint_url=dynamodb_endpoint, region_name="us-east-1")
     try:
-        run = Run(spark, mapping, str(mapping_file), demo_connection(target),
+        run = Pipeline(spark, mapping, str(mapping_file), demo_connection(target),
                   RunOptions(report_dir, endpoint_url=dynamodb_endpoint), Console(highlight=False, width=160))
-        figures = run.execute()
+        figures = run.execute().as_dict()
         yield FidelityRun(engine, mapping, figures, report_dir, client, table)
     finally:
         delete_table(client, table)

@@ -21,21 +21,11 @@ from pyspark import TaskContext
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import IntegerType, LongType, StringType, StructField, StructType
 
-from jobs.dynamo import (
-    Answer,
-    HttpTransport,
-    IndexSpec,
-    TableSpec,
-    WriteSettings,
-    delete_table,
-    dynamodb_client,
-    ensure_table,
-    table_exists,
-    task_slots,
-    write_items,
-)
-from jobs.local_stack import LOCAL_AWS_ENV
-from jobs.reconcile import item_digest
+from jobs.devtools.local_stack import LOCAL_AWS_ENV
+from jobs.sinks.table import IndexSpec, TableSpec, delete_table, ensure_table, table_exists
+from jobs.sinks.transport import Answer, HttpTransport
+from jobs.sinks.writer import WriteSettings, task_slots, write_items
+from transforms.wire import item_digest
 
 pytestmark = pytest.mark.integration
 
@@ -228,7 +218,7 @@ class DroppingTransport:
     drop: frozenset[str]
 
     def __call__(self, settings: WriteSettings) -> "DroppingTransport":
-        object.__setattr__(self, "real", HttpTransport(settings))
+        object.__setattr__(self, "real", HttpTransport(settings.address))
         return self
 
     def post(self, operation: str, body: bytes) -> Answer:
@@ -270,7 +260,7 @@ class CountingTransport:
     log: str
 
     def __call__(self, settings: WriteSettings) -> "CountingTransport":
-        object.__setattr__(self, "real", HttpTransport(settings))
+        object.__setattr__(self, "real", HttpTransport(settings.address))
         return self
 
     def post(self, operation: str, body: bytes) -> Answer:
@@ -313,7 +303,7 @@ class DyingTransport:
     def __call__(self, settings: WriteSettings) -> "_Dying":
         context = TaskContext.get()
         doomed = context.partitionId() == 0 and context.attemptNumber() == 0
-        return _Dying(HttpTransport(settings), self.after if doomed else None, self.marker)
+        return _Dying(HttpTransport(settings.address), self.after if doomed else None, self.marker)
 
 
 class _Dying:

@@ -10,17 +10,17 @@ from __future__ import annotations
 import json
 import threading
 import uuid
-from typing import Any
 
 import boto3
 import pytest
 
-from jobs import pacing
-from jobs.capacity_proxy import ProxyConfig, start_proxy
-from jobs.dynamo import TableSpec, delete_table, ensure_table, write_items
-from jobs.pacing import BudgetSpec, resolve_budget
-from jobs.reconcile import item_digest
+from jobs.devtools.capacity_proxy import ProxyConfig, start_proxy
+from jobs.sinks import pacing
+from jobs.sinks.pacing import BudgetSpec, resolve_budget
+from jobs.sinks.table import TableSpec, delete_table, ensure_table
+from jobs.sinks.writer import write_items
 from tests.integration.test_writer_dynalite import STORE, aws_spark, items_frame, scan_all, settings_for  # noqa: F401
+from transforms.wire import item_digest
 
 pytestmark = pytest.mark.integration
 

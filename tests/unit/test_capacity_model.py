@@ -10,21 +10,18 @@ import base64
 
 import pytest
 
-from jobs.capacity_model import (
+from jobs.devtools.capacity_model import (
     CapacityBucket,
     IndexKey,
     TableBudget,
     TableInfo,
     WriteCost,
     delete_cost,
-    item_size,
-    number_size,
     put_cost,
     update_cost,
-    value_size,
-    write_units,
 )
 from tests.fakes import FakeClock
+from transforms.wire import item_size, number_size, value_size, write_units
 
 
 def b64(raw: bytes) -> str:

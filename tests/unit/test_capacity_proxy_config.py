@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from jobs.capacity_model import WriteCost
-from jobs.capacity_proxy import (
+from jobs.devtools.capacity_model import WriteCost
+from jobs.devtools.capacity_proxy import (
     DATA_OPERATIONS,
     ProxyConfig,
     ProxyConfigError,

@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from jobs.sources import Connection, connection_env_prefix, resolve_connection
+from jobs.sources.connections import Connection, connection_env_prefix, resolve_connection
 from transforms.errors import SourceError
 
 PASSWORD = "pw-" + uuid.uuid4().hex  # unique, so a leak anywhere is unambiguous

@@ -7,15 +7,8 @@ import json
 import pytest
 from pyspark.sql import Row
 
-from jobs.reconcile import (
-    DIGEST_SCHEMA,
-    EXPECTED_SCHEMA,
-    canonical,
-    canonical_number,
-    expected_digests,
-    item_digest,
-    reconcile,
-)
+from jobs.verify.reconcile import DIGEST_SCHEMA, EXPECTED_SCHEMA, expected_digests, reconcile
+from transforms.wire import canonical, canonical_number, item_digest
 
 SENT = {
     "PK": {"S": "CUSTOMER#1"},

@@ -62,7 +62,7 @@ def test_good_items_pass_every_built_in_rule(items_df):
     assert report.evaluated_rows == 6
     assert [(o.name, o.column) for o in report.outcomes] == [
         (spec["type"], spec["kwargs"].get("column") or ",".join(spec["kwargs"]["column_list"]))
-        for spec in item_suite_spec("store", has_sort_key=True)
+        for spec in item_suite_spec(has_sort_key=True)
     ]
     assert all(o.success and o.unexpected_count == 0 and o.severity == "critical" for o in report.outcomes)
 
@@ -196,7 +196,7 @@ def test_a_suite_file_that_is_not_json_names_file_and_line(monkeypatch, tmp_path
 
 
 def test_item_suite_spec_is_plain_json():
-    spec = item_suite_spec("store", has_sort_key=True)
+    spec = item_suite_spec(has_sort_key=True)
 
     assert json.loads(json.dumps(spec)) == spec
     assert {s["severity"] for s in spec} == {"critical"}

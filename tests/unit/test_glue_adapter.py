@@ -14,16 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from jobs.glue import (
+from jobs.runtimes.glue import (
     GlueRuntime,
     JobArgumentError,
     carve_argv,
-    connection_environment,
+    job_credentials,
     parse_job_arguments,
     run_glue_job,
     start_runtime,
 )
-from jobs.runtime import LocalRuntime
+from jobs.runtimes.local import LocalRuntime
 from transforms.errors import CarveError
 
 SCRIPT = "/tmp/glue_job.py"
@@ -103,13 +103,12 @@ def test_the_carve_command_carries_the_options_and_no_credentials():
 
 
 def test_the_source_connection_is_pointed_at_the_secret_or_the_glue_connection():
-    with_secret = parse_job_arguments(glue_argv("--carve_source_secret", "prod/store"))
-    changes = connection_environment(with_secret, "store-db")
-    assert changes["CARVE_CONNECTION_STORE_DB_SECRET_ID"] == "prod/store"
-    assert changes["CARVE_CONNECTION_STORE_DB_URL"] is None  # the job argument decides
-    with_glue = parse_job_arguments(glue_argv("--carve_source_glue_connection", "store-jdbc"))
-    assert connection_environment(with_glue, "store-db")["CARVE_CONNECTION_STORE_DB_GLUE_CONNECTION"] == "store-jdbc"
-    assert connection_environment(parse_job_arguments(glue_argv()), "store-db") == {}
+    with_secret = job_credentials(parse_job_arguments(glue_argv("--carve_source_secret", "prod/store")))
+    assert (with_secret.secret_id, with_secret.glue_connection) == ("prod/store", None)
+    with_glue = job_credentials(parse_job_arguments(glue_argv("--carve_source_glue_connection", "store-jdbc")))
+    assert (with_glue.secret_id, with_glue.glue_connection) == (None, "store-jdbc")
+    neither = job_credentials(parse_job_arguments(glue_argv()))
+    assert (neither.secret_id, neither.glue_connection) == (None, None)  # the environment or profile decides
 
 
 # --- the runtime ------------------------------------------------------------------------------
@@ -185,7 +184,8 @@ def run_job(aws_client, buckets, *extra: str, job: FakeGlueJob | None = None) ->
     argv = [SCRIPT, "--JOB_NAME", "carve-test", "--carve_mapping", f"s3://{buckets['mappings']}/store.yaml",
             "--carve_report_prefix", f"s3://{buckets['reports']}/runs/", *extra]
     fake_job = job or FakeGlueJob()
-    return run_glue_job(argv, runtime_factory=lambda args: GlueRuntime(None, FakeGlueContext(), fake_job),
+    return run_glue_job(argv, runtime_factory=lambda args: GlueRuntime(None, FakeGlueContext(), fake_job,
+                                                                       credentials=job_credentials(args)),
                         s3=lambda: aws_client("s3"), now=lambda: MOMENT)
 
 
@@ -220,8 +220,9 @@ def test_a_source_secret_that_does_not_exist_stops_the_run_before_spark(aws_clie
     printed = capsys.readouterr()
     assert "carve run /tmp/carve-glue-" in printed.out and "--sink carve" in printed.out
     assert "secret 'carve/no-such-secret' cannot be read from Secrets Manager: ResourceNotFoundException" in printed.err
-    assert os.environ["CARVE_CONNECTION_DEMO_POSTGRES_SECRET_ID"] == "carve/no-such-secret"
-    assert "CARVE_CONNECTION_DEMO_POSTGRES_URL" not in os.environ
+    # The job's secret decided over the URL in the environment, and the environment was left as it was.
+    assert "CARVE_CONNECTION_DEMO_POSTGRES_SECRET_ID" not in os.environ
+    assert os.environ["CARVE_CONNECTION_DEMO_POSTGRES_URL"] == "jdbc:postgresql://127.0.0.1:1/never-used"
     key, report = report_in(aws_client, buckets["reports"], "runs/demo-")
     assert key == "runs/demo-20261128T093000Z/report.json" and report["status"] == "failed"
     assert job.commits == 0

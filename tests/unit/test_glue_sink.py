@@ -15,21 +15,21 @@ import pytest
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from jobs.glue_sink import (
+from jobs.sinks.glue_connector import (
     ConnectorError,
     ConnectorTypeError,
-    comparable_item,
     connector_frame,
     connector_item,
     connector_plan,
     connector_schema,
+    item_shape,
     java_double_to_string,
     number_fit,
-    summarize,
 )
 from transforms.items import build_items
-from transforms.loader import load_mapping_text
+from transforms.mapping import load_mapping_text
 from transforms.values import KIND, NUMBER_TEXT
+from transforms.wire import canonical
 
 HEADER = """
 version: 1
@@ -141,7 +141,7 @@ def test_numbers_fit_a_long_up_to_2_53_and_a_double_up_to_15_digits_and_exponent
 
 
 def schema_of(*items: dict) -> T.StructType:
-    return connector_schema(summarize([json.dumps(i) for i in items], "PK", "SK"))
+    return connector_schema(item_shape([json.dumps(i) for i in items], "PK", "SK"))
 
 
 def key(n: int) -> dict:
@@ -264,8 +264,8 @@ def test_the_frame_through_the_modelled_connector_is_exactly_carves_items(spark,
     written = {}
     for row in frame.collect():
         item = connector_item(row, frame.schema, numbers)
-        written[(item["PK"]["S"], item["SK"]["S"])] = comparable_item(item)
-    expected = {(r.pk, r.sk): comparable_item(json.loads(r.item)) for r in connector_items.collect()}
+        written[(item["PK"]["S"], item["SK"]["S"])] = canonical(item)
+    expected = {(r.pk, r.sk): canonical(json.loads(r.item)) for r in connector_items.collect()}
     assert len(expected) == 6
     assert written == expected
 

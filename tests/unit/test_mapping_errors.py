@@ -92,7 +92,7 @@ def test_schema_is_json_describing_entities(carve):
 
 def test_nulls_null_is_the_policy_not_an_absent_value():
     # YAML reads `nulls: null` as None, which once meant "as the policy" and silently omitted NULLs.
-    from transforms.loader import load_mapping
+    from transforms.mapping import load_mapping
 
     demo = load_mapping(ROOT / "mappings/demo.yaml")
     sessions = load_mapping(ROOT / "tests/data/mappings/valid/query_ttl.yaml")

@@ -7,10 +7,10 @@ import threading
 
 import pytest
 
-from jobs import pacing
-from jobs.pacing import Budget, BudgetSpec, Coordinator, Link, Pace, TokenBucket, resolve_budget
-from transforms.errors import CarveError
+from jobs.sinks import pacing
+from jobs.sinks.pacing import Budget, BudgetSpec, Coordinator, Link, Pace, TokenBucket, resolve_budget
 from tests.fakes import FakeClock
+from transforms.errors import CarveError
 
 
 def test_starts_full_and_hands_out_capacity_without_waiting():

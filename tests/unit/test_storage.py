@@ -20,7 +20,7 @@ from jobs.storage import (
     write_json_lines,
 )
 from transforms.errors import MappingError
-from transforms.loader import load_mapping
+from transforms.mapping import load_mapping
 
 
 @pytest.fixture

@@ -9,11 +9,11 @@ import pytest
 from pyspark.sql import functions as F
 
 from transforms.items import CompileError, build_items
-from transforms.loader import load_mapping_text
+from transforms.mapping import load_mapping_text
 from transforms.templates import (
     Placeholder,
-    Text,
     TemplateSyntaxError,
+    Text,
     parse_template,
     spark_date_pattern,
     template_columns,

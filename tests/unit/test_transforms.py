@@ -9,7 +9,7 @@ from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
 from transforms.items import build_items
-from transforms.loader import load_mapping_text
+from transforms.mapping import load_mapping_text
 from transforms.values import KIND, NUMBER_TEXT, Options, json_value, number_value
 
 HEADER = """

@@ -372,8 +372,7 @@ def test_number_sets_hold_exponent_forms_and_refuse_non_numbers(spark):
     assert p.startswith("x: set member ") and p.endswith(" is not a DynamoDB number"), p
 
 
-def test_sets_need_an_array_column(spark):
-    df = spark.createDataFrame([("a",)], "s string")
+def test_sets_need_an_array_column():
     with pytest.raises(TypeError, match="'string_set' needs an array column, this one is string"):
         scalar_value(F.col("s"), T.StringType(), None, "string_set", OMIT, "x")
 

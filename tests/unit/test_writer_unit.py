@@ -14,22 +14,21 @@ from typing import Any, Callable
 import pytest
 from pyspark.sql import Row
 
-from jobs.dynamo import (
+from jobs.sinks.pacing import StaticShare
+from jobs.sinks.transport import Answer, TransportError
+from jobs.sinks.writer import (
     FAILED,
     MAX_BATCH,
     STATS,
-    Answer,
     TaskStats,
-    TransportError,
     WriteSettings,
     backoff_delay,
     batches,
     pending_items,
     write_partition,
 )
-from jobs.pacing import StaticShare
-from transforms.errors import CarveError
 from tests.fakes import FakeClock
+from transforms.errors import CarveError
 
 TABLE = "Store"
 
@@ -458,7 +457,7 @@ def test_signatures_are_the_ones_botocore_computes(monkeypatch, token, host, url
     from botocore.awsrequest import AWSRequest
     from botocore.credentials import ReadOnlyCredentials
 
-    from jobs.dynamo import sign_v4
+    from jobs.sinks.transport import sign_v4
 
     credentials = ReadOnlyCredentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", token)
     moment = datetime.datetime(2026, 11, 28, 21, 5, 9)
@@ -478,7 +477,7 @@ def test_signatures_are_the_ones_botocore_computes(monkeypatch, token, host, url
 def test_the_signing_key_is_cached_per_day_and_secret():
     from botocore.credentials import ReadOnlyCredentials
 
-    from jobs.dynamo import sign_v4
+    from jobs.sinks.transport import sign_v4
 
     keys: dict = {}
     one = ReadOnlyCredentials("AKID", "secret-one", None)
@@ -492,7 +491,7 @@ def test_the_signing_key_is_cached_per_day_and_secret():
 
 
 def batch_body_of(rows) -> bytes:
-    from jobs.dynamo import batch_body
+    from jobs.sinks.writer import batch_body
 
     return batch_body(TABLE, list(pending_items(rows)))
 

@@ -41,7 +41,7 @@ def rate_series(timeline: dict[int, float], budget_timeline: list[tuple[float, f
     return series
 
 
-def summarize(series: list[dict]) -> RateSummary | None:
+def summarize_rate(series: list[dict]) -> RateSummary | None:
     with_budget = [s for s in series if s["budget"]]
     if not with_budget:
         return None

@@ -13,7 +13,7 @@ Attribute values come in a few shapes, told apart by their keys (a discriminated
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import (
     AfterValidator,
@@ -135,6 +135,12 @@ class EmbedOne(Model):
     filter: str | None = None
     nulls: NullOverride = None
 
+    body_key: ClassVar[str] = "one"  # where the embedded attributes are in the file
+
+    @property
+    def body(self) -> dict[str, Attribute]:
+        return self.one
+
 
 class EmbedMany(Model):
     """One-to-many: the matching rows of another table, embedded as an ordered list of maps."""
@@ -145,6 +151,12 @@ class EmbedMany(Model):
     order_by: OrderBy | None = None
     limit: int | None = Field(None, gt=0)
     filter: str | None = None
+
+    body_key: ClassVar[str] = "many"
+
+    @property
+    def body(self) -> dict[str, Attribute]:
+        return self.many
 
 
 def _attribute_kind(value: Any) -> str | None:

@@ -6,7 +6,7 @@ table's write capacity allows, answers the rest as DynamoDB would, injects fault
 rates, and records per second what it let through. Tests, benchmarks and data engineers who want
 to rehearse a migration against their table's capacity point their client's endpoint at it.
 
-Writes (capacity rules in `jobs.capacity_model`):
+Writes (capacity rules in `jobs.devtools.capacity_model`):
 
 - PutItem, UpdateItem, DeleteItem and each request of a BatchWriteItem draw their write units
   from the table's token bucket (refilled at the table's WCU per second, up to `burst_seconds`
@@ -78,7 +78,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from jobs.capacity_model import (
+from jobs.devtools.capacity_model import (
     Clock,
     TableBudget,
     TableInfo,
@@ -87,7 +87,7 @@ from jobs.capacity_model import (
     put_cost,
     update_cost,
 )
-from jobs.local_stack import stop_process
+from jobs.devtools.local_stack import stop_process
 from transforms.errors import CarveError
 
 API = "DynamoDB_20120810"
@@ -756,7 +756,7 @@ class _Call:
         for table, info in infos.items():
             mine = [i for i, (t, _, _) in enumerate(entries) if t == table and i in forwarded]
             decisions = core.admit(info, [entries[i][2] for i in mine]) if mine else []
-            accepted += [i for i, ok in zip(mine, decisions) if ok]
+            accepted += [i for i, ok in zip(mine, decisions, strict=True) if ok]
         if not accepted:
             self.record(throttled_requests=1)
             return throttle_reply()
@@ -1014,17 +1014,17 @@ class ProxyProcess:
         self.stop()
 
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def spawn_proxy(upstream_url: str, config: ProxyConfig | None = None, port: int = 0,
                 timeout: float = 20.0) -> ProxyProcess:
-    """Start `python -m jobs.capacity_proxy` and return once it answers on its (free, by default) port."""
+    """Start `python -m jobs.devtools.capacity_proxy` and return once it answers on its (free, by default) port."""
     config = config or ProxyConfig()
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
     process = subprocess.Popen(
-        [sys.executable, "-m", "jobs.capacity_proxy", "--upstream", upstream_url, "--port", str(port),
+        [sys.executable, "-m", "jobs.devtools.capacity_proxy", "--upstream", upstream_url, "--port", str(port),
          "--config", json.dumps(config.to_json())],
         stdout=subprocess.PIPE, env=env, start_new_session=True, text=True,  # stderr: the caller's
     )
@@ -1042,7 +1042,7 @@ def spawn_proxy(upstream_url: str, config: ProxyConfig | None = None, port: int 
         except (OSError, CarveError):
             if time.monotonic() > deadline:
                 proxy.stop()
-                raise CarveError(f"the capacity proxy on {proxy.url} did not answer within {timeout:.0f}s")
+                raise CarveError(f"the capacity proxy on {proxy.url} did not answer within {timeout:.0f}s") from None
             time.sleep(0.05)
 
 
@@ -1075,8 +1075,8 @@ def second_summary(snapshot: Mapping[str, Any], second: int) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m jobs.capacity_proxy --upstream URL [--port N] [--config JSON]`; serves until SIGTERM/SIGINT."""
-    parser = argparse.ArgumentParser(prog="python -m jobs.capacity_proxy", description=__doc__.split("\n")[0])
+    """`python -m jobs.devtools.capacity_proxy --upstream URL [--port N] [--config JSON]`; serves until SIGTERM/SIGINT."""
+    parser = argparse.ArgumentParser(prog="python -m jobs.devtools.capacity_proxy", description=__doc__.split("\n")[0])
     parser.add_argument("--upstream", required=True, help="the emulator's URL, e.g. http://127.0.0.1:8000")
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
     parser.add_argument("--config", default="{}", help="ProxyConfig fields as a JSON object")
@@ -1088,7 +1088,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
-    def stop(signum: int, frame: Any) -> None:
+    def stop(_signum: int, _frame: Any) -> None:
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, stop)

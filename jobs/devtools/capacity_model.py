@@ -1,15 +1,12 @@
-"""DynamoDB's write-capacity rules as plain Python: item sizes, write costs, token buckets, admission.
+"""DynamoDB's write-capacity rules as plain Python: write costs, token buckets, admission.
 
-The capacity proxy (`jobs.capacity_proxy`) decides with these whether a write fits a table's budget.
+The capacity proxy (`jobs.devtools.capacity_proxy`) decides with these whether a write fits a table's budget.
 Nothing here does I/O or reads a clock of its own: the clock is a parameter, so the tests drive
 time by hand.
 
 Modelled, as DynamoDB documents it:
 
-- item size: every attribute name's UTF-8 bytes plus its value: S UTF-8 bytes, N 1 byte per two
-  significant digits + 1, B raw bytes (the wire carries base64 text; the decoded length counts),
-  BOOL and NULL 1 byte, L and M 3 bytes + 1 byte per element + the elements (a map element's name
-  counts), SS/NS/BS the sum of their members;
+- item size: by DynamoDB's published rules (transforms.wire, shared with the writer);
 - a write costs 1 WCU per started KB of the item, and the same again for every global secondary
   index whose key attributes the item has;
 - a table's bucket refills at its write capacity per second and keeps up to `burst_seconds` of
@@ -26,77 +23,13 @@ write, and index partitions have no per-key limit. A bucket starts full.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Hashable, Iterable, Mapping, Sequence
 
-KB = 1024
+from transforms.wire import item_size, utf8_len, value_size, write_units
 
 Clock = Callable[[], float]
-
-# --- item size ---------------------------------------------------------------------------------
-
-
-def _utf8_len(text: str) -> int:
-    return len(text) if text.isascii() else len(text.encode("utf-8"))
-
-
-def _base64_len(text: str) -> int:
-    """Raw bytes behind a base64 string, without decoding it."""
-    padding = 2 if text.endswith("==") else 1 if text.endswith("=") else 0
-    return len(text) * 3 // 4 - padding
-
-
-def number_size(text: str) -> int:
-    """1 byte per two significant digits + 1 (leading and trailing zeros do not count; 0 has one digit)."""
-    if text.isdigit():  # the common case, without the splitting below
-        digits = len(text.strip("0"))
-    else:
-        mantissa = text.lstrip("+-").split("e")[0].split("E")[0]
-        digits = len(mantissa.replace(".", "").strip("0"))
-    return (max(digits, 1) + 1) // 2 + 1
-
-
-def value_size(value: Mapping[str, Any]) -> int:
-    """Bytes DynamoDB counts for one attribute value in wire form ({"S": "..."}, {"M": {...}}, ...)."""
-    ((kind, inner),) = value.items()
-    if kind == "S":
-        return len(inner) if inner.isascii() else len(inner.encode("utf-8"))
-    if kind == "N":
-        return number_size(inner)
-    if kind == "B":
-        return _base64_len(inner)
-    if kind in ("BOOL", "NULL"):
-        return 1
-    if kind == "M":
-        return 3 + len(inner) + item_size(inner)
-    if kind == "L":
-        size = 3 + len(inner)
-        for element in inner:
-            size += value_size(element)
-        return size
-    if kind == "SS":
-        return sum(_utf8_len(s) for s in inner)
-    if kind == "NS":
-        return sum(number_size(n) for n in inner)
-    if kind == "BS":
-        return sum(_base64_len(b) for b in inner)
-    raise ValueError(f"unknown DynamoDB attribute type {kind!r}")
-
-
-def item_size(item: Mapping[str, Mapping[str, Any]]) -> int:
-    """Bytes DynamoDB counts for an item: names and values."""
-    size = 0
-    for name, value in item.items():  # a loop, not sum(generator): this runs for every item proxied
-        size += (len(name) if name.isascii() else len(name.encode("utf-8"))) + value_size(value)
-    return size
-
-
-def write_units(size: int) -> int:
-    """1 WCU per started KB; every write costs at least 1."""
-    return max(1, math.ceil(size / KB))
-
 
 # --- tables and write costs --------------------------------------------------------------------
 
@@ -204,9 +137,9 @@ def update_cost(table: TableInfo, request: Mapping[str, Any]) -> WriteCost:
     for name, update in request.get("AttributeUpdates", {}).items():
         names.add(name)
         if "Value" in update:
-            size += _utf8_len(name) + value_size(update["Value"])
+            size += utf8_len(name) + value_size(update["Value"])
     aliases = request.get("ExpressionAttributeNames", {})
-    size += sum(_utf8_len(n) for n in aliases.values())
+    size += sum(utf8_len(n) for n in aliases.values())
     size += sum(value_size(v) for v in request.get("ExpressionAttributeValues", {}).values())
     for token in _NAME_TOKEN.findall(request.get("UpdateExpression", "")):
         names.add(aliases.get(token, token))

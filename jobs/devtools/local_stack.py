@@ -12,7 +12,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 DYNALITE_BIN = REPO / ".tools" / "node_modules" / ".bin" / "dynalite"
 
 # dynalite never checks credentials, but botocore refuses to sign without some.

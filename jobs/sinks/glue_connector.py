@@ -1,6 +1,6 @@
 """The Glue DynamoDB connector as an alternative sink (`--sink glue-connector`).
 
-carve's own writer (jobs.dynamo) is the default. This sink hands the items to AWS Glue's
+carve's own writer (jobs.sinks.writer) is the default. This sink hands the items to AWS Glue's
 DynamoDB connector (`glueContext.write_dynamic_frame_from_options(connection_type="dynamodb")`)
 for teams that prefer the AWS-supported path. Three pieces live here:
 
@@ -13,8 +13,8 @@ for teams that prefer the AWS-supported path. Three pieces live here:
 3. `connector_attribute_value`: a pure-Python model of how the connector turns a typed
    Spark value into an AttributeValue, used by the tests to prove (2).
 
-The run's write stage that uses them is jobs.connector_run; this module stays light
-(pyspark and the standard library) because the executors import it.
+`GlueConnectorSink` puts them together as the pipeline's write stage. The executors import
+this module for the frame's two passes.
 
 What the connector does, and where that was read (the Glue sink itself is closed source;
 it is built on awslabs/emr-dynamodb-connector, whose option names and constants it uses):
@@ -84,16 +84,18 @@ import copy
 import json
 import math
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, ClassVar
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from transforms.errors import CarveError
+from jobs.sinks.base import SinkContext, WriteOutcome, prepare_table
+from jobs.sinks.writer import task_slots
+from transforms.errors import SinkError
 
 CONNECTION_TYPE = "dynamodb"
 PERCENT_MIN = Decimal("0.1")  # "Acceptable values are from "0.1" to "1.5", inclusive."
@@ -113,7 +115,7 @@ DOUBLE_EXPONENTS = range(-20, 16)  # decimal exponents measured safe with Java 1
 SET_KINDS = ("SS", "NS", "BS")
 
 
-class ConnectorError(CarveError):
+class ConnectorError(SinkError):
     """The Glue connector cannot do what the run asks: use the carve sink, or change the budget or mapping."""
 
 
@@ -315,7 +317,7 @@ def _item_key(item: Mapping[str, Any], partition: str, sort: str | None) -> str:
     return f"{text(partition)}/{text(sort)}" if sort else text(partition)
 
 
-def summarize(items_json: Iterable[str], partition: str, sort: str | None) -> Shape:
+def item_shape(items_json: Iterable[str], partition: str, sort: str | None) -> Shape:
     """One Shape (an M) over every item in `items_json`."""
     shape = Shape()
     for text in items_json:
@@ -325,7 +327,9 @@ def summarize(items_json: Iterable[str], partition: str, sort: str | None) -> Sh
 
 
 @dataclass(frozen=True)
-class Problem:
+class Unfit:
+    """An attribute path the connector cannot write as carve built it, and why."""
+
     path: str
     reason: str
     example_key: str | None
@@ -339,12 +343,12 @@ def _kind_names(kinds: Iterable[str]) -> str:
     return ", ".join(sorted(kinds))
 
 
-def spark_type(shape: Shape, path: str, problems: list[Problem]) -> T.DataType | None:
-    """The Spark type the values at `path` are handed over as, or None (with a Problem) if none fits."""
+def spark_type(shape: Shape, path: str, unfit: list[Unfit]) -> T.DataType | None:
+    """The Spark type the values at `path` are handed over as, or None (with an Unfit) if none fits."""
     kinds = set(shape.kinds)
 
     def refuse(reason: str) -> None:
-        problems.append(Problem(path, reason, shape.example_key))
+        unfit.append(Unfit(path, reason, shape.example_key))
 
     if "NULL" in kinds:
         if "." in path or "[" in path:
@@ -373,30 +377,30 @@ def spark_type(shape: Shape, path: str, problems: list[Problem]) -> T.DataType |
     if kind == "L":
         if shape.elements is None:  # only empty lists: any element type writes L []
             return T.ArrayType(T.StringType(), containsNull=False)
-        element = spark_type(shape.elements, path + "[]", problems)
+        element = spark_type(shape.elements, path + "[]", unfit)
         return None if element is None else T.ArrayType(element, containsNull=False)
-    return _map_type(shape, path, problems)
+    return _map_type(shape, path, unfit)
 
 
-def _map_type(shape: Shape, path: str, problems: list[Problem]) -> T.DataType | None:
+def _map_type(shape: Shape, path: str, unfit: list[Unfit]) -> T.DataType | None:
     if not shape.fields:  # only empty maps
         return T.MapType(T.StringType(), T.StringType(), valueContainsNull=False)
     values = Shape()
     for child in shape.fields.values():
         values.merge(_copy(child))
-    trial: list[Problem] = []
+    trial: list[Unfit] = []
     value_type = spark_type(values, path + ".*", trial)
     if value_type is not None:
         return T.MapType(T.StringType(), value_type, valueContainsNull=False)
     missing = sorted(name for name, child in shape.fields.items() if child.count < shape.count)
     if missing:
-        problems.append(Problem(path, f"a map whose values differ in type ({_kind_names(values.kinds)}) and whose "
-                                      f"keys are not in every value (e.g. {', '.join(missing[:3])}): neither a "
-                                      "map<string, T> nor a struct without nulls can hold it", shape.example_key))
+        unfit.append(Unfit(path, f"a map whose values differ in type ({_kind_names(values.kinds)}) and whose "
+                                 f"keys are not in every value (e.g. {', '.join(missing[:3])}): neither a "
+                                 "map<string, T> nor a struct without nulls can hold it", shape.example_key))
         return None
     fields = []
     for name in sorted(shape.fields):
-        child_type = spark_type(shape.fields[name], f"{path}.{name}", problems)
+        child_type = spark_type(shape.fields[name], f"{path}.{name}", unfit)
         if child_type is not None:
             fields.append(T.StructField(name, child_type, nullable=False))
     return T.StructType(fields) if len(fields) == len(shape.fields) else None
@@ -409,14 +413,14 @@ def _copy(shape: Shape) -> Shape:
 
 def connector_schema(shape: Shape) -> T.StructType:
     """One nullable column per attribute; raises ConnectorTypeError listing every attribute that does not fit."""
-    problems: list[Problem] = []
+    unfit: list[Unfit] = []
     fields = []
     for name in sorted(shape.fields):
-        data_type = spark_type(shape.fields[name], name, problems)
+        data_type = spark_type(shape.fields[name], name, unfit)
         if data_type is not None:
             fields.append(T.StructField(name, data_type, nullable=True))
-    if problems:
-        raise ConnectorTypeError([str(p) for p in problems])
+    if unfit:
+        raise ConnectorTypeError([str(u) for u in unfit])
     return T.StructType(fields)
 
 
@@ -448,7 +452,7 @@ def to_connector_row(item_json: str, schema: T.StructType) -> tuple:
 
 
 def _summarize_partition(texts: Iterator[str], partition: str, sort: str | None) -> Iterator[Shape]:
-    yield summarize(texts, partition, sort)
+    yield item_shape(texts, partition, sort)
 
 
 def connector_frame(items: DataFrame, tasks: int, partition_key: str, sort_key: str | None) -> DataFrame:
@@ -468,6 +472,56 @@ def connector_frame(items: DataFrame, tasks: int, partition_key: str, sort_key: 
     schema = connector_schema(shape)
     rows = texts.map(lambda text: to_connector_row(text, schema))
     return spark.createDataFrame(rows, schema, verifySchema=False)
+
+
+class GlueConnectorSink:
+    """The write stage through AWS Glue's DynamoDB connector, handed over by the runtime.
+
+    Everything else in the run is the same: reconcile reads the table back, so whatever the
+    connector did to an item shows up there.
+    """
+
+    name: ClassVar[str] = "glue-connector"
+
+    def __init__(self, context: SinkContext) -> None:
+        self.context = context
+        self._plan: ConnectorPlan | None = None
+
+    def prepare(self) -> None:
+        client = prepare_table(self.context)
+        description = client.describe_table(TableName=self.context.address.table)["Table"]
+        # The same budget as carve's writer: WCU/s as asked, a share of provisioned capacity as a
+        # percent (the connector's own model), nothing asked: the connector's default.
+        spec = self.context.budget
+        self._plan = connector_plan(description, task_slots(self.context.spark), spec.units if spec else None,
+                                    spec.share if spec else None, region=self.context.address.region)
+
+    def describe(self) -> str:
+        plan = self._planned()
+        for note in plan.notes:
+            self.context.say(f"connector: {note}")
+        return (f"Glue DynamoDB connector into {self.context.address.table}, {plan.percent} x {plan.table_wcu:,} WCU "
+                f"= {plan.wcu_per_second:,} WCU/s, {plan.tasks} tasks")
+
+    def write(self, items: DataFrame, live: Callable[[str], None]) -> WriteOutcome:
+        plan = self._planned()
+        key = self.context.mapping.target.key
+        count = items.count()
+        if count:  # an empty frame has no columns to hand over
+            frame = connector_frame(items, plan.tasks, key.partition, key.sort)
+            self.context.runtime.write_dynamodb(frame, plan.options, self.context.address.endpoint_url)
+        return WriteOutcome(
+            items_written=count,
+            detail="handed over; the connector reports no consumed capacity",
+            report={"connector": {"options": plan.options, "billing": plan.billing, "table_wcu": plan.table_wcu,
+                                  "wcu_per_task": plan.wcu_per_task, "wcu_per_second": plan.wcu_per_second,
+                                  "notes": list(plan.notes)}},
+        )
+
+    def _planned(self) -> ConnectorPlan:
+        if self._plan is None:
+            raise ConnectorError("the connector sink writes only after prepare()")
+        return self._plan
 
 
 # --- 3. the connector's type mapping, modelled ------------------------------------------------
@@ -520,35 +574,11 @@ def connector_attribute_value(value: Any, data_type: T.DataType, numbers: str = 
         return {"M": {k: connector_attribute_value(v, data_type.valueType, numbers) for k, v in value.items()}}
     if isinstance(data_type, T.StructType):
         return {"M": {f.name: connector_attribute_value(v, f.dataType, numbers)
-                      for f, v in zip(data_type.fields, value)}}
+                      for f, v in zip(data_type.fields, value, strict=True)}}
     raise ConnectorFailure(f"Unsupported Hive type: {data_type.simpleString()} (HiveDynamoDBTypeFactory)")
 
 
 def connector_item(row: Iterable[Any], schema: T.StructType, numbers: str = "emr") -> dict[str, Any]:
     """The item the connector writes for one row: null columns left out (DynamoDBSerDe.serialize)."""
     return {f.name: connector_attribute_value(v, f.dataType, numbers)
-            for f, v in zip(schema.fields, row) if v is not None}
-
-
-def comparable_value(value: Mapping[str, Any]) -> Any:
-    """An AttributeValue as DynamoDB compares it: numbers by value, binary as bytes, sets unordered."""
-    ((kind, inner),) = value.items()
-    if kind == "N":
-        return ("N", Decimal(inner).normalize())
-    if kind == "B":
-        return ("B", base64.b64decode(inner))
-    if kind == "M":
-        return ("M", comparable_item(inner))
-    if kind == "L":
-        return ("L", [comparable_value(v) for v in inner])
-    if kind == "NS":
-        return ("NS", frozenset(Decimal(v).normalize() for v in inner))
-    if kind == "BS":
-        return ("BS", frozenset(base64.b64decode(v) for v in inner))
-    if kind == "SS":
-        return ("SS", frozenset(inner))
-    return (kind, inner)
-
-
-def comparable_item(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {name: comparable_value(value) for name, value in item.items()}
+            for f, v in zip(schema.fields, row, strict=True) if v is not None}

@@ -1,20 +1,16 @@
 """Proof that the table holds what we meant to write: one digest per item on each side, joined by key.
 
-The digest must not depend on how an item happens to be spelled. What we send is DynamoDB wire
-JSON (binary as base64 text, numbers as we formatted them, sets in our order); what a Scan returns
-through boto3's low-level client has binary as bytes, numbers normalized by DynamoDB ("1.50" comes
-back "1.5") and sets in any order. `canonical` maps both spellings of the same item to one value.
+Both sides digest an item by transforms.wire.item_digest, which does not depend on how an item
+happens to be spelled (DynamoDB hands numbers back normalized and binary as bytes).
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from decimal import Decimal
 from functools import partial
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
+from typing import Any
 
 import boto3
 from botocore.config import Config
@@ -22,13 +18,12 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
+from jobs.sinks.table import TableAddress
 from transforms.errors import CarveError
-
-if TYPE_CHECKING:
-    # Type only: jobs.dynamo imports this module for item_digest, so a runtime import would be circular.
-    from jobs.dynamo import WriteSettings
+from transforms.wire import item_digest, key_text
 
 SAMPLE_SIZE = 20
+SCAN_ATTEMPTS = 30  # botocore's standard retries per Scan page: throttled pages are read again
 
 DIGEST_SCHEMA = StructType(
     [
@@ -40,79 +35,6 @@ DIGEST_SCHEMA = StructType(
 EXPECTED_SCHEMA = StructType([StructField("entity", StringType(), False), *DIGEST_SCHEMA.fields])
 
 Key = tuple[str, str | None]
-
-
-# --- canonical form and digest ---------------------------------------------------------------
-
-
-def canonical_number(text: str) -> str:
-    """The one spelling of a DynamoDB number: no leading or trailing zeros, no -0.
-
-    Built from the decimal digits directly, never through a float or a Decimal context, so all
-    38 significant digits DynamoDB keeps are compared exactly.
-    """
-    value = Decimal(text)  # parsing a string is exact whatever the context precision
-    if not value.is_finite():
-        raise ValueError(f"{text!r} is not a DynamoDB number")
-    sign, digits, exponent = value.as_tuple()
-    significant = list(digits)
-    while len(significant) > 1 and significant[0] == 0:
-        significant.pop(0)
-    if significant == [0]:
-        return "0"
-    while significant[-1] == 0:
-        significant.pop()
-        exponent += 1
-    return str(Decimal((sign, tuple(significant), exponent)))
-
-
-def canonical_binary(value: bytes | bytearray | str) -> str:
-    """Base64 of the raw bytes: the wire JSON holds base64 text, boto3 hands back bytes."""
-    raw = base64.b64decode(value, validate=True) if isinstance(value, str) else bytes(value)
-    return base64.b64encode(raw).decode("ascii")
-
-
-def canonical_value(value: dict[str, Any]) -> dict[str, Any]:
-    """One AttributeValue ({"S": ...}, {"M": {...}}, ...) in canonical form."""
-    if len(value) != 1:
-        raise ValueError(f"an AttributeValue has exactly one type, got {sorted(value)}")
-    ((kind, inner),) = value.items()
-    if kind in ("S", "BOOL", "NULL"):
-        return {kind: inner}
-    if kind == "N":
-        return {"N": canonical_number(inner)}
-    if kind == "B":
-        return {"B": canonical_binary(inner)}
-    if kind == "SS":
-        return {"SS": sorted(inner)}
-    if kind == "NS":
-        return {"NS": sorted(canonical_number(n) for n in inner)}
-    if kind == "BS":
-        return {"BS": sorted(canonical_binary(b) for b in inner)}
-    if kind == "L":
-        return {"L": [canonical_value(v) for v in inner]}
-    if kind == "M":
-        return {"M": canonical(inner)}
-    raise ValueError(f"unknown DynamoDB type {kind!r}")
-
-
-def canonical(item: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """The item with every value canonical; key order is settled when the digest serializes it."""
-    return {name: canonical_value(value) for name, value in item.items()}
-
-
-def item_digest(item: dict[str, dict[str, Any]]) -> str:
-    """sha256 hex of the canonical item: equal for every spelling of the same DynamoDB item."""
-    text = json.dumps(canonical(item), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def key_text(value: dict[str, Any]) -> str:
-    """A key attribute's value as the items DataFrame spells it in its pk/sk columns."""
-    ((kind, inner),) = value.items()
-    if kind == "B":
-        return canonical_binary(inner)
-    return inner  # S and N: DynamoDB returns them as sent (N keys are stored normalized upstream)
 
 
 # --- both sides as DataFrames ----------------------------------------------------------------
@@ -129,15 +51,15 @@ def expected_digests(items_df: DataFrame) -> DataFrame:
     return items_df.sparkSession.createDataFrame(rows, EXPECTED_SCHEMA)
 
 
-def scan_client(settings: WriteSettings) -> Any:
+def scan_client(address: TableAddress) -> Any:
     """A low-level client for reading: botocore's standard retries absorb throttled Scan pages."""
     config = Config(
-        region_name=settings.region,
-        retries={"mode": "standard", "total_max_attempts": settings.max_attempts},
+        region_name=address.region,
+        retries={"mode": "standard", "total_max_attempts": SCAN_ATTEMPTS},
         connect_timeout=5,
         read_timeout=60,
     )
-    return boto3.session.Session().client("dynamodb", endpoint_url=settings.endpoint_url, config=config)
+    return boto3.session.Session().client("dynamodb", endpoint_url=address.endpoint_url, config=config)
 
 
 def scan_segment(
@@ -164,31 +86,31 @@ def _key_of(item: dict[str, Any], attribute: str) -> str:
 
 def _scan_partition(
     segments: Iterable[int],
-    settings: WriteSettings,
+    address: TableAddress,
     total_segments: int,
     partition_key: str,
     sort_key: str | None,
-    client_factory: Callable[[WriteSettings], Any],
+    client_factory: Callable[[TableAddress], Any],
 ) -> Iterator[tuple[str, str | None, str]]:
-    client = client_factory(settings)
+    client = client_factory(address)
     for segment in segments:
-        yield from scan_segment(client, settings.table, segment, total_segments, partition_key, sort_key)
+        yield from scan_segment(client, address.table, segment, total_segments, partition_key, sort_key)
 
 
 def scan_digests(
     spark: SparkSession,
-    settings: WriteSettings,
+    address: TableAddress,
     segments: int,
     partition_key: str,
     sort_key: str | None = None,
-    client_factory: Callable[[WriteSettings], Any] = scan_client,
+    client_factory: Callable[[TableAddress], Any] = scan_client,
 ) -> DataFrame:
     """pk, sk, digest of every item in the table: a parallel Scan, one Spark task per segment."""
     if segments < 1:
         raise ValueError("segments must be at least 1")
     scan = partial(
         _scan_partition,
-        settings=settings,
+        address=address,
         total_segments=segments,
         partition_key=partition_key,
         sort_key=sort_key,

@@ -15,7 +15,8 @@ from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.error import MarkedYAMLError
 
 from transforms.errors import MappingError, Problem
-from transforms.mapping import EmbedMany, EmbedOne, Entity, Mapping
+from transforms.mapping.model import EmbedMany, Entity, Mapping
+from transforms.mapping.reads import entity_embeds
 from transforms.templates import template_columns
 
 Loc = tuple[str | int, ...]
@@ -217,7 +218,9 @@ def check(mapping: Mapping) -> Iterator[tuple[Loc, str]]:
             if attr in key_names or attr in entity.indexes:
                 yield base + ("attributes", attr), f"'{attr}' is already a key attribute; remove it from attributes"
         yield from _check_ttl(mapping, entity, base)
-        yield from _check_embeds(entity.attributes, base + ("attributes",))
+        for site in entity_embeds(name, entity):
+            if isinstance(site.spec, EmbedMany) and site.spec.limit and not site.spec.order_by:
+                yield site.loc + ("limit",), "a limit without order_by keeps arbitrary rows; add order_by"
 
 
 def _check_index_names(mapping: Mapping) -> Iterator[tuple[Loc, str]]:
@@ -249,16 +252,6 @@ def _check_ttl(mapping: Mapping, entity: Entity, base: Loc) -> Iterator[tuple[Lo
     attr = entity.attributes.get(ttl) if ttl else None
     if attr is not None and getattr(attr, "as_", None) != "epoch_seconds":
         yield base + ("attributes", ttl), f"'{ttl}' is the table's TTL attribute: give it 'as: epoch_seconds'"
-
-
-def _check_embeds(attributes: dict, loc: Loc) -> Iterator[tuple[Loc, str]]:
-    for name, attr in attributes.items():
-        if isinstance(attr, EmbedMany):
-            if attr.limit and not attr.order_by:
-                yield loc + (name, "limit"), "a limit without order_by keeps arbitrary rows; add order_by"
-            yield from _check_embeds(attr.many, loc + (name, "many"))
-        elif isinstance(attr, EmbedOne):
-            yield from _check_embeds(attr.one, loc + (name, "one"))
 
 
 def located(filename: str, errors: Iterable[tuple[Loc, str]]) -> MappingError:

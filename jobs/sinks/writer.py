@@ -1,157 +1,43 @@
-"""DynamoDB: create the target table, and write items from the executors within a write-unit budget.
+"""carve's writer: items from the executors into DynamoDB with BatchWriteItem, within a write-unit budget.
 
 The writer runs where the items are (`write_partition`, one call per Spark task). Each task asks
-the driver's coordinator (jobs.pacing) for its share of the budget and charges a token bucket with
-every batch's write units before sending it; what DynamoDB reports as consumed (table and GSIs)
-corrects the charge. Throttles cut the task's pace (AIMD) and, like unprocessed items, are resent
-after exponential backoff with jitter, never at once; when the attempts run out the items come
-back as failed rows with a reason, and the caller puts them in the dead letter and fails the run.
+the driver's coordinator (jobs.sinks.pacing) for its share of the budget and charges a token
+bucket with every batch's write units before sending it; what DynamoDB reports as consumed
+(table and GSIs) corrects the charge. Throttles cut the task's pace (AIMD) and, like unprocessed
+items, are resent after exponential backoff with jitter, never at once; when the attempts run
+out the items come back as failed rows with a reason, and the run puts them in the dead letter
+and fails.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import http.client
 import json
 import math
 import random
-import ssl
 import time
-import urllib.parse
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Callable, Iterable, Iterator, NamedTuple
+from typing import Any, NamedTuple
 
-import boto3
-from botocore.config import Config
-from botocore.exceptions import ClientError
 from pyspark import StorageLevel, TaskContext
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
-from jobs.pacing import HEARTBEAT_SECONDS, Budget, Coordinator, Pace
-from jobs.reconcile import item_digest
-from transforms.errors import CarveError
+from jobs.sinks.pacing import HEARTBEAT_SECONDS, Budget, Coordinator, Pace
+from jobs.sinks.table import TableAddress
+from jobs.sinks.transport import Answer, HttpTransport, TransportError
+from transforms.errors import SinkError
+from transforms.wire import MAX_BATCH_WRITE_REQUESTS, item_digest
 
 BATCH_SECONDS = 0.05  # a batch holds at most this much of its task's pace in write units
-MAX_BATCH = 25  # BatchWriteItem's limit; 25 items of at most 400 KB stay under its 16 MB limit too
+MAX_BATCH = MAX_BATCH_WRITE_REQUESTS
 
 THROTTLING_CODES = frozenset(
     {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"}
 )
 SERVER_ERROR_CODES = frozenset({"InternalServerError", "ServiceUnavailable"})
-
-
-# --- tables ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class IndexSpec:
-    name: str
-    partition_key: str
-    sort_key: str | None = None
-
-
-@dataclass(frozen=True)
-class TableSpec:
-    name: str
-    partition_key: str
-    sort_key: str | None = None
-    indexes: tuple[IndexSpec, ...] = ()
-
-    def key_attributes(self) -> list[str]:
-        """Every attribute used in the table's or an index's key, each once."""
-        names = [self.partition_key, self.sort_key]
-        for index in self.indexes:
-            names += [index.partition_key, index.sort_key]
-        return list(dict.fromkeys(n for n in names if n))
-
-
-def _key_schema(partition_key: str, sort_key: str | None) -> list[dict[str, str]]:
-    schema = [{"AttributeName": partition_key, "KeyType": "HASH"}]
-    if sort_key:
-        schema.append({"AttributeName": sort_key, "KeyType": "RANGE"})
-    return schema
-
-
-def _error_code(exc: ClientError) -> str:
-    return exc.response.get("Error", {}).get("Code", "")
-
-
-def table_exists(client: Any, name: str) -> bool:
-    try:
-        client.describe_table(TableName=name)
-    except ClientError as exc:
-        if _error_code(exc) == "ResourceNotFoundException":
-            return False
-        raise
-    return True
-
-
-def create_table_request(
-    spec: TableSpec, billing: str = "PAY_PER_REQUEST", provisioned_units: int | None = None
-) -> dict[str, Any]:
-    """CreateTable arguments: every key attribute a string, every index projecting all attributes."""
-    if billing not in ("PAY_PER_REQUEST", "PROVISIONED"):
-        raise CarveError(f"billing must be PAY_PER_REQUEST or PROVISIONED, not {billing!r}")
-    if billing == "PROVISIONED" and not provisioned_units:
-        raise CarveError("a PROVISIONED table needs provisioned_units (read and write capacity units)")
-    throughput = (
-        {"ProvisionedThroughput": {"ReadCapacityUnits": provisioned_units, "WriteCapacityUnits": provisioned_units}}
-        if billing == "PROVISIONED"
-        else {}
-    )
-    request: dict[str, Any] = {
-        "TableName": spec.name,
-        "AttributeDefinitions": [{"AttributeName": n, "AttributeType": "S"} for n in spec.key_attributes()],
-        "KeySchema": _key_schema(spec.partition_key, spec.sort_key),
-        "BillingMode": billing,
-        **throughput,
-    }
-    if spec.indexes:
-        request["GlobalSecondaryIndexes"] = [
-            {
-                "IndexName": index.name,
-                "KeySchema": _key_schema(index.partition_key, index.sort_key),
-                "Projection": {"ProjectionType": "ALL"},
-                **throughput,
-            }
-            for index in spec.indexes
-        ]
-    return request
-
-
-def ensure_table(
-    client: Any, spec: TableSpec, billing: str = "PAY_PER_REQUEST", provisioned_units: int | None = None
-) -> bool:
-    """Create the table (and its indexes) unless it exists, and wait until it is ACTIVE; True if created here."""
-    created = False
-    if not table_exists(client, spec.name):
-        try:
-            client.create_table(**create_table_request(spec, billing, provisioned_units))
-            created = True
-        except ClientError as exc:
-            # Another job created it between our describe and create: use theirs.
-            if _error_code(exc) != "ResourceInUseException":
-                raise
-    client.get_waiter("table_exists").wait(TableName=spec.name, WaiterConfig={"Delay": 1, "MaxAttempts": 300})
-    return created
-
-
-def delete_table(client: Any, name: str) -> None:
-    """Delete the table and wait until it is gone (tests clean up with this)."""
-    try:
-        client.delete_table(TableName=name)
-    except ClientError as exc:
-        if _error_code(exc) != "ResourceNotFoundException":
-            raise
-        return
-    client.get_waiter("table_not_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 300})
-
-
-# --- settings and transport --------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -166,128 +52,19 @@ class WriteSettings:
 
     def __post_init__(self) -> None:
         if self.units_per_second is not None and self.units_per_second <= 0:
-            raise CarveError("units_per_second must be positive, or None for no limit")
+            raise SinkError("units_per_second must be positive, or None for no limit")
         if self.max_attempts < 1:
-            raise CarveError("max_attempts must be at least 1")
+            raise SinkError("max_attempts must be at least 1")
         if not 0 < self.base_delay <= self.max_delay:
-            raise CarveError("backoff needs 0 < base_delay <= max_delay")
+            raise SinkError("backoff needs 0 < base_delay <= max_delay")
+
+    @property
+    def address(self) -> TableAddress:
+        return TableAddress(self.table, self.endpoint_url, self.region)
 
 
-def dynamodb_client(settings: WriteSettings) -> Any:
-    """A low-level boto3 DynamoDB client for table management on the driver (standard retries)."""
-    config = Config(region_name=settings.region, retries={"mode": "standard"}, connect_timeout=5, read_timeout=30)
-    return boto3.session.Session().client("dynamodb", endpoint_url=settings.endpoint_url, config=config)
-
-
-class Answer(NamedTuple):
-    status: int
-    code: str  # DynamoDB's error type ("ProvisionedThroughputExceededException"), "" on success
-    message: str
-    body: dict[str, Any]
-
-
-class TransportError(Exception):
-    """No answer: the connection failed, dropped or timed out. The request may have been applied."""
-
-
-class HttpTransport:
-    """Signed DynamoDB JSON-protocol calls over one kept-alive connection, with no retries of its own.
-
-    The items are already DynamoDB wire JSON (built in Spark), so the request body is put together
-    by joining those strings: nothing is parsed, validated or re-serialized per item, which is
-    where boto3 spends most of its CPU. Credentials and the endpoint come from boto3's usual chain
-    (environment, profile, instance or Glue role; endpoint settings), refreshed as boto3 does.
-    HTTP(S) proxies from the environment are not used.
-    """
-
-    def __init__(self, settings: WriteSettings):
-        session = boto3.session.Session()
-        credentials = session.get_credentials()
-        if credentials is None:
-            raise CarveError("no AWS credentials found for DynamoDB (environment, profile or role)")
-        self._credentials = credentials
-        self._region = settings.region
-        endpoint = session.client("dynamodb", region_name=settings.region, endpoint_url=settings.endpoint_url).meta.endpoint_url
-        url = urllib.parse.urlsplit(endpoint)
-        self._secure = url.scheme == "https"
-        self._host, self._port = url.hostname or "", url.port
-        default_port = 443 if self._secure else 80
-        self._host_header = self._host if self._port in (None, default_port) else f"{self._host}:{self._port}"
-        self._path = url.path or "/"
-        self._connection: http.client.HTTPConnection | None = None
-        self._keys: dict[tuple[str, str], bytes] = {}
-
-    def _connect(self) -> http.client.HTTPConnection:
-        if self._connection is None:
-            if self._secure:
-                self._connection = http.client.HTTPSConnection(self._host, self._port, timeout=60,
-                                                               context=ssl.create_default_context())
-            else:
-                self._connection = http.client.HTTPConnection(self._host, self._port, timeout=60)
-        return self._connection
-
-    def post(self, operation: str, body: bytes) -> Answer:
-        headers = sign_v4(self._credentials.get_frozen_credentials(), self._region, self._host_header, self._path,
-                          f"DynamoDB_20120810.{operation}", body, time.gmtime(), self._keys)
-        connection = self._connect()
-        try:
-            connection.request("POST", self._path, body=body, headers=headers)
-            response = connection.getresponse()
-            data = response.read()
-        except (OSError, http.client.HTTPException) as exc:
-            connection.close()
-            self._connection = None
-            raise TransportError(f"{type(exc).__name__}: {exc}") from None
-        if response.will_close:
-            connection.close()
-            self._connection = None
-        return parse_answer(response.status, data)
-
-
-def sign_v4(credentials: Any, region: str, host: str, path: str, target: str, body: bytes, now: time.struct_time,
-            keys: dict[tuple[str, str], bytes]) -> dict[str, str]:
-    """The headers of a SigV4-signed DynamoDB JSON-protocol POST (AWS Signature Version 4).
-
-    `keys` caches the day's signing key per secret. The result equals botocore's SigV4Auth for
-    the same request (tests/unit/test_writer_unit.py checks it), at a tenth of the CPU.
-    """
-    amz_date = time.strftime("%Y%m%dT%H%M%SZ", now)
-    day = amz_date[:8]
-    headers = {"content-type": "application/x-amz-json-1.0", "host": host, "x-amz-date": amz_date,
-               "x-amz-target": target}
-    if credentials.token:
-        headers["x-amz-security-token"] = credentials.token
-    names = sorted(headers)
-    signed = ";".join(names)
-    canonical = "\n".join(["POST", path, "", *(f"{n}:{headers[n]}" for n in names), "", signed,
-                           hashlib.sha256(body).hexdigest()])
-    scope = f"{day}/{region}/dynamodb/aws4_request"
-    to_sign = f"AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
-    key = keys.get((day, credentials.secret_key))
-    if key is None:
-        key = ("AWS4" + credentials.secret_key).encode()
-        for part in (day, region, "dynamodb", "aws4_request"):
-            key = hmac.new(key, part.encode(), hashlib.sha256).digest()
-        keys.clear()
-        keys[(day, credentials.secret_key)] = key
-    signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
-    headers["authorization"] = (f"AWS4-HMAC-SHA256 Credential={credentials.access_key}/{scope}, "
-                                f"SignedHeaders={signed}, Signature={signature}")
-    return headers
-
-
-def parse_answer(status: int, data: bytes) -> Answer:
-    try:
-        body = json.loads(data) if data else {}
-    except ValueError:
-        body = {}
-    if not isinstance(body, dict):
-        body = {}
-    if status == 200:
-        return Answer(status, "", "", body)
-    code = str(body.get("__type", "")).rpartition("#")[2]
-    message = str(body.get("message") or body.get("Message") or "")
-    return Answer(status, code, message, body)
+def http_transport(settings: WriteSettings) -> HttpTransport:
+    return HttpTransport(settings.address)
 
 
 TransportFactory = Callable[[WriteSettings], Any]  # returns an object with post(operation, body) -> Answer
@@ -379,7 +156,7 @@ def _still_pending(sent: list[PendingItem], unprocessed: list[dict[str, Any]]) -
     for request in unprocessed:
         digest = item_digest(request["PutRequest"]["Item"])
         if digest not in by_digest:
-            raise CarveError("BatchWriteItem returned an unprocessed item that was not in the request")
+            raise SinkError("BatchWriteItem returned an unprocessed item that was not in the request")
         left.append(by_digest[digest])
     return left
 
@@ -502,7 +279,7 @@ class _Writer:
             if answer.code in SERVER_ERROR_CODES or answer.status >= 500:
                 return pending, f"{answer.code or 'server error'} (HTTP {answer.status})", False
             # Wrong table, no access, bad credentials: every item would fail alike, so stop the job.
-            raise CarveError(f"BatchWriteItem into {table} failed: {answer.code or f'HTTP {answer.status}'}: {answer.message}")
+            raise SinkError(f"BatchWriteItem into {table} failed: {answer.code or f'HTTP {answer.status}'}: {answer.message}")
         consumed, indexes = _consumed(answer)
         if consumed is not None:
             self.consumed += consumed
@@ -530,7 +307,7 @@ def write_partition(
     rows: Iterable[Any],
     settings: WriteSettings,
     share: Any | None,
-    transport_factory: TransportFactory = HttpTransport,
+    transport_factory: TransportFactory = http_transport,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
     rng: random.Random | None = None,
@@ -584,7 +361,7 @@ def task_slots(spark: SparkSession) -> int:
 def write_items(
     items_df: DataFrame,
     settings: WriteSettings,
-    transport_factory: TransportFactory = HttpTransport,
+    transport_factory: TransportFactory = http_transport,
     budget: Callable[[], Budget] | None = None,
     live: Callable[[str], None] | None = None,
 ) -> WriteResult:

@@ -1,8 +1,8 @@
-"""The runtime a command runs in: where its Spark session and Glue services come from.
+"""The runtime a command runs in: its Spark session, its source credentials, and Glue's services.
 
-The caller installs one explicitly (jobs.glue installs the Glue runtime before it calls the
-CLI); nothing is guessed from `__main__` or from the environment. Without one, commands run
-on local PySpark.
+The caller installs one explicitly (jobs.runtimes.glue installs the Glue runtime before it calls
+the CLI); nothing is guessed from `__main__` or from the environment. Without one, commands run
+on local PySpark (jobs.runtimes.local).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Protocol
 
 from pyspark.sql import DataFrame, SparkSession
 
-from transforms.errors import CarveError
+from jobs.sources.connections import Connection
 
 
 class Runtime(Protocol):
@@ -21,6 +21,9 @@ class Runtime(Protocol):
 
     def spark(self, app_name: str) -> SparkSession:
         """The session to run on (built on first use)."""
+
+    def connection(self, name: str) -> Connection:
+        """The source connection a mapping names, with its credentials."""
 
     def write_dynamodb(self, frame: DataFrame, connection_options: Mapping[str, str],
                        endpoint_url: str | None = None) -> None:
@@ -33,31 +36,19 @@ class Runtime(Protocol):
         """Mark the job run done (Glue's Job.commit); nothing elsewhere."""
 
 
-class LocalRuntime:
-    """local[*] PySpark with the JDBC jars (jobs.spark); no Glue services."""
+def _default() -> Runtime:
+    from jobs.runtimes.local import LocalRuntime
 
-    name = "local PySpark"
-
-    def spark(self, app_name: str) -> SparkSession:
-        from jobs.spark import build_local_spark
-
-        return build_local_spark(app_name)
-
-    def write_dynamodb(self, frame: DataFrame, connection_options: Mapping[str, str],
-                       endpoint_url: str | None = None) -> None:
-        raise CarveError(
-            "the glue-connector sink needs AWS Glue's GlueContext (the Glue jars), which plain PySpark does not "
-            "have: run the job on AWS Glue, or use the carve sink (the default)"
-        )
-
-    def commit(self) -> None:
-        pass
+    return LocalRuntime()
 
 
-_current: Runtime = LocalRuntime()
+_current: Runtime | None = None
 
 
 def current() -> Runtime:
+    global _current
+    if _current is None:
+        _current = _default()
     return _current
 
 

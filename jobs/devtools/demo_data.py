@@ -17,7 +17,7 @@ Besides ordinary rows the store always holds (whatever the scale):
   customer, from `OVERSIZED_VALUE_FIRST_ID`), and the `type_trap` table whose
   rows are exactly `TYPE_TRAP_ROWS`.
 
-Usage: python -m jobs.demo_data --engine postgres --scale 1 --seed 42 [--database NAME]
+Usage: python -m jobs.devtools.demo_data --engine postgres --scale 1 --seed 42 [--database NAME]
 The password, if any, comes from the CARVE_DEMO_PASSWORD environment variable,
 never from the command line.
 """
@@ -1341,7 +1341,7 @@ def create_demo_database(
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m jobs.demo_data", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m jobs.devtools.demo_data", description=__doc__.split("\n\n")[0])
     parser.add_argument("--engine", choices=ENGINES, required=True)
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=42)

@@ -9,9 +9,10 @@ The only module that imports awsglue, and only inside functions. `run_glue_job(a
    launcher's Spark session, and GlueContext + Job.init when the Glue jars are there; launched
    by `python jobs/glue_job.py` it is carve's local PySpark, without Job.init/commit (the log
    says which);
-3. copies the mapping to a local file (s3://, package:, or a path), points the mapping's
-   source connection at the secret or Glue connection named in the arguments (environment
-   variables holding names, never credentials), and calls `jobs.cli.main(["run", ...])`;
+3. copies the mapping to a local file (s3://, package:, or a path) and calls
+   `jobs.cli.main(["run", ...])` with the runtime installed: the runtime resolves the mapping's
+   source connection from the secret or Glue connection named in the arguments (names travel,
+   never credentials, and nothing is written to os.environ);
 4. uploads the report folder to `<carve_report_prefix><mapping>-<UTC time>/`, whatever
    happened, and commits the Glue job when the run succeeded.
 
@@ -26,7 +27,7 @@ import os
 import shlex
 import shutil
 import tempfile
-from collections.abc import Callable, Mapping, MutableMapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -34,9 +35,10 @@ from typing import Any
 
 from rich.console import Console
 
-from jobs.glue_sink import ConnectorError
-from jobs.runtime import LocalRuntime, Runtime, installed
-from jobs.sources import connection_env_prefix
+from jobs.runtimes import Runtime, installed
+from jobs.runtimes.local import LocalRuntime
+from jobs.sinks.registry import DEFAULT_SINK, sink_names
+from jobs.sources.connections import Connection, SourceCredentials
 from jobs.storage import (
     PACKAGE_PREFIX,
     StorageError,
@@ -48,12 +50,12 @@ from jobs.storage import (
     run_folder_name,
     s3_client,
 )
-from transforms.errors import CarveError, MappingError
+from transforms.errors import CarveError, MappingError, SinkError
 
 REQUIRED = ("JOB_NAME", "carve_mapping", "carve_report_prefix")
 OPTIONAL = ("carve_write_rate", "carve_sink", "carve_endpoint_url", "carve_source_secret",
             "carve_source_glue_connection", "carve_region")
-SINKS = ("carve", "glue-connector")
+SINKS = sink_names()
 
 console = Console(highlight=False, soft_wrap=True)
 
@@ -68,7 +70,7 @@ class JobArguments:
     mapping: str  # s3://bucket/key.yaml, package:NAME.yaml or a local path
     report_prefix: str  # s3://bucket/prefix/ (or a local folder)
     write_rate: str | None = None  # passed through as carve's --write-rate: "1000" or "50%"
-    sink: str = "carve"
+    sink: str = DEFAULT_SINK
     endpoint_url: str | None = None
     source_secret: str | None = None  # a Secrets Manager secret id, not a secret
     source_glue_connection: str | None = None
@@ -95,7 +97,7 @@ def parse_job_arguments(argv: list[str]) -> JobArguments:
         mapping=resolved["carve_mapping"],
         report_prefix=resolved["carve_report_prefix"],
         write_rate=resolved.get("carve_write_rate") or None,
-        sink=resolved.get("carve_sink") or "carve",
+        sink=resolved.get("carve_sink") or DEFAULT_SINK,
         endpoint_url=resolved.get("carve_endpoint_url") or None,
         source_secret=resolved.get("carve_source_secret") or None,
         source_glue_connection=resolved.get("carve_source_glue_connection") or None,
@@ -136,21 +138,9 @@ def carve_argv(args: JobArguments, mapping_file: Path, report_dir: Path) -> list
     return argv
 
 
-def connection_environment(args: JobArguments, connection: str) -> dict[str, str | None]:
-    """Environment changes that point connection `connection` at the job's secret or Glue connection.
-
-    The job argument decides: the other ways of configuring that connection are unset (None).
-    """
-    if not (args.source_secret or args.source_glue_connection):
-        return {}
-    prefix = connection_env_prefix(connection)
-    changes: dict[str, str | None] = {prefix + suffix: None for suffix in
-                                      ("_URL", "_USER", "_PASSWORD", "_SECRET_ID", "_GLUE_CONNECTION")}
-    if args.source_secret:
-        changes[prefix + "_SECRET_ID"] = args.source_secret
-    else:
-        changes[prefix + "_GLUE_CONNECTION"] = args.source_glue_connection
-    return changes
+def job_credentials(args: JobArguments) -> SourceCredentials:
+    """Where the job's source credentials are: its secret or Glue connection decides over anything else."""
+    return SourceCredentials(args.source_secret, args.source_glue_connection, args.region)
 
 
 # --- the runtime ---------------------------------------------------------------------------
@@ -160,25 +150,30 @@ class GlueRuntime:
     """Spark from the launcher (spark-submit), with Glue's services when the Glue jars are there."""
 
     def __init__(self, spark: Any, glue_context: Any = None, job: Any = None,
-                 dynamic_frame: Callable[[Any, Any], Any] | None = None):
+                 dynamic_frame: Callable[[Any, Any], Any] | None = None,
+                 credentials: SourceCredentials | None = None):
         self._spark = spark
         self._glue_context = glue_context
         self._job = job
         self._dynamic_frame = dynamic_frame or _dynamic_frame_from_df
+        self.credentials = credentials or SourceCredentials()
         self.name = "AWS Glue (GlueContext)" if glue_context is not None else "spark-submit without the Glue jars"
 
     def spark(self, app_name: str) -> Any:
         # Runtime settings only: the launcher fixed the rest. UTC, so timestamps convert the same
-        # everywhere; the codegen limit as in jobs.spark.
+        # everywhere; the codegen limit as in jobs.runtimes.local.
         self._spark.conf.set("spark.sql.session.timeZone", "UTC")
         self._spark.conf.set("spark.sql.codegen.hugeMethodLimit", "8000")
         return self._spark
+
+    def connection(self, name: str) -> Connection:
+        return self.credentials.connection(name)
 
     def write_dynamodb(self, frame: Any, connection_options: Mapping[str, str], endpoint_url: str | None = None) -> None:
         if self._glue_context is None:
             LocalRuntime().write_dynamodb(frame, connection_options)
         if endpoint_url:
-            raise ConnectorError(f"the Glue DynamoDB connector cannot target {endpoint_url}; use the carve sink")
+            raise SinkError(f"the Glue DynamoDB connector cannot target {endpoint_url}; use the carve sink")
         dynamic_frame = self._dynamic_frame(frame, self._glue_context)
         self._glue_context.write_dynamic_frame_from_options(
             frame=dynamic_frame, connection_type="dynamodb", connection_options=dict(connection_options))
@@ -231,28 +226,20 @@ def start_runtime(
     if not spark_submit:
         console.print("runtime: plain PySpark (started with python): carve's local Spark session; no GlueContext, "
                       "so no Job.init/commit")
-        return LocalRuntime()
+        return LocalRuntime(job_credentials(args))
     spark = session()
     found = services(spark)
     if found is None:
         console.print("runtime: spark-submit without the AWS Glue jars: the launcher's Spark session; no GlueContext, "
                       "so no Job.init/commit")
-        return GlueRuntime(spark)
+        return GlueRuntime(spark, credentials=job_credentials(args))
     glue_context, job = found
     job.init(args.job_name, dict(args.resolved))
     console.print(f"runtime: AWS Glue: GlueContext, Job.init({args.job_name}); job bookmarks are not used")
-    return GlueRuntime(spark, glue_context, job, dynamic_frame)
+    return GlueRuntime(spark, glue_context, job, dynamic_frame, job_credentials(args))
 
 
 # --- the job ---------------------------------------------------------------------------------
-
-
-def _apply(environ: MutableMapping[str, str], changes: Mapping[str, str | None]) -> None:
-    for name, value in changes.items():
-        if value is None:
-            environ.pop(name, None)
-        else:
-            environ[name] = value
 
 
 def _failure_report(folder: Path, args: JobArguments, error: str) -> None:
@@ -318,9 +305,6 @@ class _Job:
             _failure_report(self.report_dir, args, str(exc))
             return 1
         self._place(mapping.name)
-        _apply(os.environ, connection_environment(args, mapping.source.connection))
-        if args.region:
-            os.environ.setdefault("AWS_DEFAULT_REGION", args.region)
         command = carve_argv(args, self.mapping_file, self.report_dir)
         console.print("carve " + " ".join(shlex.quote(part) for part in command), markup=False)
         self.code = main(command)
@@ -341,7 +325,7 @@ class _Job:
 
 
 def _load(mapping_file: Path) -> Any:
-    from transforms.loader import load_mapping
+    from transforms.mapping import load_mapping
 
     try:
         return load_mapping(str(mapping_file))

@@ -323,7 +323,7 @@ class Coordinator:
         while not self._halt.wait(BUDGET_REREAD_SECONDS):
             try:
                 budget = self.budget()
-            except Exception as exc:  # a failed DescribeTable keeps the last budget
+            except CarveError as exc:  # a failed DescribeTable keeps the last budget
                 print(f"carve: could not re-read the write budget ({exc}); keeping {self.current.how}", file=sys.stderr)
                 continue
             with self._lock:

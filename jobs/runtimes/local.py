@@ -1,12 +1,17 @@
-"""The local Spark session: local[*,4] with the JDBC driver jars and UTC everywhere."""
+"""The local runtime: PySpark local[*,4] with the JDBC driver jars and UTC everywhere; no Glue services."""
 
 from __future__ import annotations
 
 import glob
 import os
+import sys
+from collections.abc import Mapping
 from pathlib import Path
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
+
+from jobs.sources.connections import Connection, SourceCredentials
+from transforms.errors import SinkError
 
 LOG_CONFIG = Path(__file__).with_name("log4j2.properties")
 
@@ -30,6 +35,10 @@ def build_local_spark(
     shuffle_partitions: int | None = None,
 ) -> SparkSession:
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    # The Python workers run carve's own interpreter (its virtual environment), not whatever
+    # `python3` is first on PATH, which may lack carve's packages or carve itself. PySpark reads
+    # only this variable for local workers (spark.pyspark.python is spark-submit's).
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     jars = jdbc_jars()
     # local[*,4]: a failed task is retried up to 4 times, as on a cluster (the writes are idempotent).
     master = master or os.environ.get("CARVE_SPARK_MASTER", "local[*,4]")
@@ -57,10 +66,35 @@ def build_local_spark(
     )
     if jars:
         # extraClassPath puts the drivers on the system class path, where py4j metadata
-        # connections (jobs.sources) find them too; spark.jars ships them to executors.
+        # connections (jobs.sources.jdbc) find them too; spark.jars ships them to executors.
         builder = builder.config("spark.jars", ",".join(jars)).config(
             "spark.driver.extraClassPath", ":".join(jars)
         )
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     return spark
+
+
+class LocalRuntime:
+    """local[*] PySpark with the JDBC jars; no Glue services."""
+
+    name = "local PySpark"
+
+    def __init__(self, credentials: SourceCredentials | None = None) -> None:
+        self.credentials = credentials or SourceCredentials()
+
+    def spark(self, app_name: str) -> SparkSession:
+        return build_local_spark(app_name)
+
+    def connection(self, name: str) -> Connection:
+        return self.credentials.connection(name)
+
+    def write_dynamodb(self, frame: DataFrame, connection_options: Mapping[str, str],
+                       endpoint_url: str | None = None) -> None:
+        raise SinkError(
+            "the glue-connector sink needs AWS Glue's GlueContext (the Glue jars), which plain PySpark does not "
+            "have: run the job on AWS Glue, or use the carve sink (the default)"
+        )
+
+    def commit(self) -> None:
+        pass

@@ -1,0 +1,225 @@
+"""One mapping, end to end, as ordered stages: compile, read, transform, validate, write, reconcile.
+
+Each stage returns a typed result and records its figures in the run's `RunReport`, which is
+written as report.json whatever happens. Where the items go is the sink's business
+(jobs.sinks): the pipeline takes one by name and never changes shape for it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from rich.console import Console
+
+from expectations.validate import ValidationReport, validate_items, validate_source
+from jobs.progress import Stages
+from jobs.report import EntityCounts, RunReport
+from jobs.runtimes import Runtime, current
+from jobs.sinks.base import SinkContext, WriteOutcome
+from jobs.sinks.pacing import BudgetSpec
+from jobs.sinks.registry import DEFAULT_SINK, make_sink
+from jobs.sinks.table import TableAddress
+from jobs.sinks.writer import task_slots
+from jobs.sources.connections import Connection
+from jobs.sources.jdbc import full_schema_frames, read_sources, unpersist
+from jobs.storage import write_json_lines
+from jobs.verify.reconcile import ReconcileResult, expected_digests, reconcile, scan_digests
+from transforms.errors import CarveError, ValidationFailedError, WriteFailedError
+from transforms.items import CompileError, build_items
+from transforms.mapping import Mapping, located, referenced_columns
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    report_dir: Path
+    endpoint_url: str | None = None
+    region: str = "us-east-1"
+    write_rate: str | None = None  # '1500' WCU/s or '80%' of capacity; overrides the mapping's
+    sink: str = DEFAULT_SINK
+
+
+@dataclass(frozen=True)
+class ReadResult:
+    frames: dict[str, DataFrame]  # cached, one per source table or query
+    rows: dict[str, int]
+
+
+@dataclass(frozen=True)
+class TransformResult:
+    accepted: DataFrame  # the items to write (cached with the rejected ones)
+    items: DataFrame  # every item built, `problem` set on the quarantined ones
+    built: int
+    rejected: int
+    by_entity: dict[str, EntityCounts]
+
+
+def budget_spec(mapping: Mapping, options: RunOptions) -> BudgetSpec | None:
+    """The run's --write-rate, else the mapping's target.write_rate, else None (the sink's default)."""
+    if options.write_rate is not None:
+        return BudgetSpec.parse(options.write_rate)
+    rate = mapping.target.write_rate
+    return BudgetSpec(rate.units_per_second, rate.share_of_capacity) if rate else None
+
+
+def compile_check(spark: SparkSession, conn: Connection, mapping: Mapping, mapping_file: str) -> None:
+    """Compile against the source schemas (no rows read): a wrong column fails here, with its line."""
+    try:
+        build_items(mapping, *full_schema_frames(spark, conn, mapping))
+    except CompileError as exc:
+        raise located(mapping_file, exc.errors) from None
+
+
+class Pipeline:
+    """One run of one mapping; `report` is written to report.json whatever happens."""
+
+    def __init__(self, spark: SparkSession, mapping: Mapping, mapping_file: str, conn: Connection,
+                 options: RunOptions, console: Console, runtime: Runtime | None = None) -> None:
+        self.spark = spark
+        self.mapping = mapping
+        self.mapping_file = mapping_file
+        self.conn = conn
+        self.options = options
+        self.console = console
+        self.address = TableAddress(mapping.target.table, options.endpoint_url, options.region)
+        self.sink = make_sink(options.sink, SinkContext(
+            spark, mapping, self.address, budget_spec(mapping, options), options.report_dir,
+            runtime or current(), say=lambda line: console.print(f"  {line}", markup=False)))
+        self.stages = Stages(console, spark.sparkContext)
+        self.report = RunReport(mapping.name, mapping_file, mapping.target.table, options.sink)
+        options.report_dir.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def docs_dir(self) -> Path:
+        return self.options.report_dir / "data_docs"
+
+    def execute(self, write: bool = True) -> RunReport:
+        """The run; with write=False (carve reconcile) it only compares the table with the source."""
+        started = time.monotonic()
+        try:
+            self.compile()
+            transformed = self.transform(self.read())
+            if write:
+                self.validate(transformed.accepted)
+                self.write(transformed.accepted)
+            self.reconcile(transformed.accepted)
+            transformed.items.unpersist()
+            self.report.status = "ok" if self.report.items_lost == 0 and self.report.items_mismatched == 0 else "failed"
+        except CarveError as exc:
+            self.report.status = "failed"
+            self.report.error = str(exc)
+            raise
+        finally:
+            self.report.seconds = time.monotonic() - started
+            self.report.stages = self.stages.figures()
+            self.report.save(self.options.report_dir / "report.json")
+        return self.report
+
+    # --- the stages, in order ----------------------------------------------------------------
+
+    def compile(self) -> None:
+        with self.stages.stage("compile", "checking the mapping against the source schemas"):
+            compile_check(self.spark, self.conn, self.mapping, self.mapping_file)
+
+    def read(self) -> ReadResult:
+        with self.stages.stage("read", f"reading the source tables over JDBC ({self.conn.engine})") as stage:
+            frames = read_sources(self.spark, self.conn, self.mapping, referenced_columns(self.mapping))
+            rows = {name: df.count() for name, df in frames.items()}
+            stage.rows = sum(rows.values())
+            stage.detail = ", ".join(f"{name} {n:,}" for name, n in rows.items())
+        self.report.source_rows = rows
+        self._validate_sources(frames)
+        return ReadResult(frames, rows)
+
+    def _validate_sources(self, frames: dict[str, DataFrame]) -> None:
+        """Custom source suites (expectations/suites/source.<table>.json), where there are any."""
+        reports = [r for name, df in frames.items() if (r := validate_source(df, name, self.docs_dir)) is not None]
+        self.report.source_validation = reports
+        failed = [r.suite for r in reports if not r.success]
+        if failed:
+            raise ValidationFailedError(f"critical source expectations failed in {', '.join(failed)}; nothing was written")
+
+    def transform(self, read: ReadResult) -> TransformResult:
+        policy = self.mapping.policy
+        with self.stages.stage("transform", "building items") as stage:
+            items = build_items(self.mapping, read.frames).persist(StorageLevel.MEMORY_AND_DISK)
+            total = items.count()
+            unpersist(read.frames.values())
+            rejected = items.where(F.col("problem").isNotNull())
+            rejected_count = self._quarantine(rejected)
+            stage.rows = total
+            stage.detail = f"{rejected_count:,} quarantined"
+        by_entity = {r.entity: EntityCounts(r.built, r.quarantined) for r in
+                     items.groupBy("entity").agg(F.count(F.lit(1)).alias("built"),
+                                                 F.count("problem").alias("quarantined")).collect()}
+        report = self.report
+        report.items_built, report.items_rejected, report.items_expected = total, rejected_count, total - rejected_count
+        report.by_entity = by_entity
+        if policy.duplicates == "fail" and rejected.where(F.col("problem").contains("duplicate key")).limit(1).count():
+            raise ValidationFailedError(f"duplicate keys and the mapping's policy is duplicates: fail; see {report.quarantine}")
+        share = rejected_count / total if total else 0.0
+        if share > policy.max_rejected_share:
+            raise ValidationFailedError(
+                f"{rejected_count:,} of {total:,} items ({share:.2%}) were quarantined; the mapping allows "
+                f"{policy.max_rejected_share:.2%} (policy.max_rejected_share). Nothing was written. "
+                f"Reasons are in {report.quarantine}"
+            )
+        accepted = items.where(F.col("problem").isNull()).drop("problem")
+        return TransformResult(accepted, items, total, rejected_count, by_entity)
+
+    def _quarantine(self, rejected: DataFrame) -> int:
+        path = self.options.report_dir / "quarantine"
+        rows = rejected.select("entity", "pk", "sk", F.col("problem").alias("reason"), "source_key", "item")
+        # Streamed to the driver: on a cluster, df.write would leave the file on an executor's disk.
+        write_json_lines(rows, path)
+        self.report.quarantine = path
+        return rejected.count()
+
+    def validate(self, items: DataFrame) -> ValidationReport:
+        with self.stages.stage("validate", "Great Expectations on the items") as stage:
+            result = validate_items(items, self.mapping.name, self.mapping.target.key.sort is not None, self.docs_dir)
+            stage.rows = result.evaluated_rows
+            failed = [o for o in result.outcomes if not o.success]
+            stage.detail = f"{len(result.outcomes) - len(failed)}/{len(result.outcomes)} expectations met"
+        self.report.validation = result
+        self.report.data_docs = self.docs_dir / "index.html"
+        if not result.success:
+            names = ", ".join(f"{o.name}({o.column})" for o in failed if o.severity == "critical")
+            raise ValidationFailedError(
+                f"critical expectations failed: {names}; nothing was written. See {self.docs_dir}/index.html")
+        return result
+
+    def write(self, items: DataFrame) -> WriteOutcome:
+        self.sink.prepare()
+        with self.stages.stage("write", self.sink.describe()) as stage:
+            outcome = self.sink.write(items, live=lambda text: setattr(stage, "live", text))
+            stage.rows = outcome.items_written
+            stage.detail = outcome.detail
+        for note in outcome.notes:
+            self.console.print(f"  {note}", markup=False)
+        self.report.write = outcome
+        self.report.items_written = outcome.items_written
+        if outcome.failed_count:
+            path = self.options.report_dir / "dead_letter"
+            write_json_lines(outcome.failed, path)
+            self.report.dead_letter = path
+            self.report.items_dead_letter = outcome.failed_count
+            self.report.items_rejected += outcome.failed_count
+            raise WriteFailedError(outcome.failed_count, str(path))
+        return outcome
+
+    def reconcile(self, items: DataFrame) -> ReconcileResult:
+        key = self.mapping.target.key
+        with self.stages.stage("reconcile", f"scanning {self.address.table} and comparing item digests") as stage:
+            expected = expected_digests(items)
+            actual = scan_digests(self.spark, self.address, max(2, task_slots(self.spark)), key.partition, key.sort)
+            result = reconcile(expected, actual)
+            stage.rows = result.found + result.extra
+            stage.detail = f"{result.missing} missing, {result.mismatched} different, {result.extra} extra"
+        self.report.reconcile = result
+        self.report.items_lost, self.report.items_mismatched = result.missing, result.mismatched
+        return result

@@ -1,0 +1,72 @@
+"""What differs between source engines, behind one small protocol.
+
+A dialect knows its JDBC driver and URL schemes, the SQL that fixes the session (UTC, ISO
+intervals), how to quote an identifier, how to describe a table from the catalogue, and the
+SELECT expression that reads each column type without losing digits (numerics as text, JSON as
+text, timestamps marked instant or wall clock). The reader (jobs.sources.jdbc) does the rest
+the same way for every engine.
+
+Adding an engine: one module with a class satisfying `Dialect`, and its line in
+jobs.sources.registry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+# Runs one SQL statement on the source and returns its rows, every value as text (or None).
+Query = Callable[[str], list[tuple]]
+
+
+@dataclass(frozen=True)
+class ColumnInfo:
+    name: str
+    data_type: str
+    udt: str  # the engine's own type name (PostgreSQL's udt_name, MySQL's column_type)
+    is_json: bool = False
+
+
+@dataclass(frozen=True)
+class TableSchema:
+    """A source table as its catalogue describes it."""
+
+    schema: str
+    name: str
+    columns: tuple[ColumnInfo, ...]
+    primary_key: tuple[str, ...]
+
+    def column(self, name: str) -> ColumnInfo | None:
+        return next((c for c in self.columns if c.name == name), None)
+
+
+class Dialect(Protocol):
+    name: str  # "postgres", "mysql": what run lines and errors call the engine
+    schemes: tuple[str, ...]  # JDBC URL schemes: jdbc:<scheme>:
+    rds_engines: tuple[str, ...]  # `engine` values of RDS-style secrets
+    driver: str  # JDBC driver class
+    default_port: int
+    integer_types: frozenset[str]  # data types a read may be partitioned on
+
+    def spark_url(self, url: str) -> str:
+        """The URL handed to Spark (and to the driver for metadata)."""
+
+    def session_sql(self) -> str:
+        """Statements run when every session opens: UTC, and ISO-8601 intervals where they exist."""
+
+    def quote(self, identifier: str) -> str:
+        """One identifier, quoted for this engine."""
+
+    def describe(self, query: Query, schema: str | None, table: str) -> TableSchema:
+        """The table's columns (in order) and primary key; no columns when the table does not exist."""
+
+    def tables(self, query: Query, schema: str | None) -> list[str]:
+        """The tables in `schema` (the connection's default when None), for error messages."""
+
+    def select_expression(self, column: ColumnInfo) -> tuple[str, str | None]:
+        """(SQL expression, kind) that reads `column` exactly; kind goes into the column metadata."""
+
+
+def sql_literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"

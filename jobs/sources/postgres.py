@@ -1,0 +1,65 @@
+"""PostgreSQL (and Aurora PostgreSQL): the dialect."""
+
+from __future__ import annotations
+
+from jobs.sources.dialect import ColumnInfo, Query, TableSchema, sql_literal
+from transforms.values import INSTANT, JSON_TEXT, LOCAL_TIMESTAMP, NUMBER_TEXT, NUMBER_TEXT_ARRAY
+
+NUMBER = {"numeric", "money", "real", "double precision"}
+NATIVE = {"smallint", "integer", "bigint", "boolean", "text", "character varying", "character", "bytea", "date",
+          "timestamp with time zone", "timestamp without time zone"}
+NATIVE_ARRAYS = {"_int2", "_int4", "_int8", "_text", "_varchar", "_bpchar", "_bool"}
+NUMBER_ARRAYS = {"_numeric", "_float4", "_float8", "_money"}
+
+
+class PostgresDialect:
+    name = "postgres"
+    schemes = ("postgresql",)
+    rds_engines = ("postgres", "postgresql", "aurora-postgresql")
+    driver = "org.postgresql.Driver"
+    default_port = 5432
+    integer_types = frozenset({"smallint", "integer", "bigint"})
+
+    def spark_url(self, url: str) -> str:
+        return url
+
+    def session_sql(self) -> str:
+        return "SET TIME ZONE 'UTC'; SET intervalstyle = 'iso_8601'"
+
+    def quote(self, identifier: str) -> str:
+        return '"' + identifier.replace('"', '""') + '"'
+
+    def describe(self, query: Query, schema: str | None, table: str) -> TableSchema:
+        schema = schema or "public"
+        columns = query(f"""
+            select column_name, data_type, udt_name from information_schema.columns
+            where table_schema = {sql_literal(schema)} and table_name = {sql_literal(table)}
+            order by ordinal_position""")
+        keys = query(f"""
+            select kcu.column_name from information_schema.table_constraints tc
+            join information_schema.key_column_usage kcu
+              on kcu.constraint_schema = tc.constraint_schema and kcu.constraint_name = tc.constraint_name
+            where tc.constraint_type = 'PRIMARY KEY' and tc.table_schema = {sql_literal(schema)}
+              and tc.table_name = {sql_literal(table)} order by kcu.ordinal_position""")
+        return TableSchema(schema, table, tuple(ColumnInfo(c, t, u) for c, t, u in columns), tuple(k for (k,) in keys))
+
+    def tables(self, query: Query, schema: str | None) -> list[str]:
+        rows = query(f"select table_name from information_schema.tables "
+                     f"where table_schema = {sql_literal(schema or 'public')} order by 1")
+        return [t for (t,) in rows]
+
+    def select_expression(self, column: ColumnInfo) -> tuple[str, str | None]:
+        q = self.quote(column.name)
+        if column.data_type in NUMBER:
+            return (f"{q}::numeric::text" if column.data_type == "money" else f"{q}::text"), NUMBER_TEXT
+        if column.data_type in ("json", "jsonb"):
+            return f"{q}::text", JSON_TEXT
+        if column.data_type == "ARRAY":
+            if column.udt in NUMBER_ARRAYS:
+                return f"{q}::text[]", NUMBER_TEXT_ARRAY
+            return (q if column.udt in NATIVE_ARRAYS else f"{q}::text[]"), None
+        if column.data_type == "timestamp with time zone":
+            return q, INSTANT
+        if column.data_type == "timestamp without time zone":
+            return q, LOCAL_TIMESTAMP
+        return (q if column.data_type in NATIVE else f"{q}::text"), None

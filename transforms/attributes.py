@@ -1,0 +1,117 @@
+"""A mapping's attributes compiled into Spark columns: templates, columns, literals and embeds."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping as MappingABC
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from transforms.context import Context, Loc
+from transforms.embeds import embed_many, embed_one
+from transforms.mapping import ColumnAttr, EmbedMany, EmbedOne, LiteralAttr, TemplateAttr
+from transforms.templates import Placeholder, Text, padding_width, parse_template, spark_date_pattern
+from transforms.values import (
+    NUMBER_TEXT,
+    Options,
+    Value,
+    as_text,
+    bool_value,
+    no_problem,
+    null_value,
+    number_value,
+    scalar_value,
+    string_value,
+)
+
+# --- templates -------------------------------------------------------------------------------
+
+
+def render_template(ctx: Context, df: DataFrame, template: str, loc: Loc, where: str) -> tuple[Column, list[str]]:
+    """The template as a string Column (NULL when a column in it is NULL) and its columns."""
+    pieces: list[Column] = []
+    columns: list[str] = []
+    for part in parse_template(template):
+        if isinstance(part, Text):
+            pieces.append(F.lit(part.value))
+            continue
+        column, dtype, kind = ctx.column(df, part.column, loc, where)
+        columns.append(part.column)
+        pieces.append(_format(ctx, column, dtype, kind, part, loc))
+    return (F.concat(*pieces) if pieces else F.lit("")), columns
+
+
+def _format(ctx: Context, column: Column, dtype: T.DataType, kind: str | None, part: Placeholder, loc: Loc) -> Column:
+    if part.format is None or isinstance(dtype, T.NullType):
+        return as_text(column, dtype, kind)
+    if "%" in part.format:
+        if not isinstance(dtype, (T.DateType, T.TimestampType, T.TimestampNTZType)):
+            ctx.errors.append((loc, f"'{{{part.column}:{part.format}}}': a date format needs a date or timestamp column"))
+            # Reported above; date_format over a number would fail analysis before CompileError.
+            return F.lit(None).cast("string")
+        return F.date_format(column, spark_date_pattern(part.format))
+    width = padding_width(part.format)
+    if not isinstance(dtype, (T.ByteType, T.ShortType, T.IntegerType, T.LongType)) and kind != NUMBER_TEXT:
+        ctx.errors.append((loc, f"'{{{part.column}:{part.format}}}': zero padding needs an integer column"))
+    # format_string prints NULL as "null"; the key must stay NULL so the row is quarantined.
+    return F.when(column.isNotNull(), F.format_string(f"%0{width}d", column.cast("long")))
+
+
+# --- attributes --------------------------------------------------------------------------------
+
+
+def compile_attributes(
+    ctx: Context, df: DataFrame, attributes: MappingABC, loc: Loc, where: str
+) -> tuple[DataFrame, list[tuple[str, Value]]]:
+    """Each attribute's Value, computed once as a column of the returned frame (embeds join onto it)."""
+    values: list[tuple[str, Value]] = []
+    for name, spec in attributes.items():
+        here = loc + (name,)
+        what = ".".join(str(p) for p in here[1:])  # e.g. customer.attributes.email
+        if isinstance(spec, ColumnAttr):
+            column, dtype, kind = ctx.column(df, spec.column, here, where)
+            try:
+                values.append((name, scalar_value(column, dtype, kind, spec.as_, ctx.options_for(spec.nulls), what)))
+            except TypeError as exc:
+                ctx.errors.append((here, str(exc).split(": ", 1)[-1]))
+        elif isinstance(spec, TemplateAttr):
+            text, _ = render_template(ctx, df, spec.template, here, where)
+            null = null_value(ctx.options_for(spec.nulls))
+            value = string_value(text)
+            values.append((name, Value(F.coalesce(value.json, null.json), F.coalesce(value.size, null.size),
+                                       no_problem())))
+        elif isinstance(spec, LiteralAttr):
+            values.append((name, _literal(spec.literal, what)))
+        elif isinstance(spec, EmbedOne):
+            df, value = embed_one(ctx, df, spec, here, where, compile_attributes)
+            values.append((name, value))
+        elif isinstance(spec, EmbedMany):
+            df, value = embed_many(ctx, df, spec, here, where, compile_attributes)
+            values.append((name, value))
+    return materialize(ctx, df, values)
+
+
+def materialize(ctx: Context, df: DataFrame, values: list[tuple[str, Value]]) -> tuple[DataFrame, list[tuple[str, Value]]]:
+    """Compute every value once, as columns, in one projection.
+
+    The item refers to each value's json, size and problem several times (the piece, the size
+    check, the problems); as expressions, each reference would evaluate them again, and a JSON
+    document costs a dozen regex passes. Spark keeps a projection whose non-trivial columns are
+    used more than once (CollapseProject does not inline them).
+    """
+    columns: dict[str, Column] = {}
+    out = []
+    for name, value in values:
+        j, s, p = ctx.fresh("vj"), ctx.fresh("vs"), ctx.fresh("vp")
+        columns |= {j: value.json, s: value.size, p: value.problem}
+        out.append((name, Value(F.col(j), F.col(s), F.col(p))))
+    return (df.withColumns(columns) if columns else df), out
+
+
+def _literal(literal: str | bool | int, what: str) -> Value:
+    if isinstance(literal, bool):
+        return bool_value(F.lit(literal))
+    if isinstance(literal, int):
+        return number_value(F.lit(str(literal)), Options(), what)
+    return string_value(F.lit(literal))

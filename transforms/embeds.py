@@ -1,0 +1,121 @@
+"""Embeds: the rows of another table joined onto each parent row, as a map (one) or a list of maps (many).
+
+An embed's body is compiled like any attributes, by the `compile_body` the caller passes in
+(transforms.attributes.compile_attributes): bodies nest, so chains, link tables and
+self-references are embeds inside embeds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from collections.abc import Mapping as MappingABC
+from functools import reduce
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from transforms.context import Context, Loc
+from transforms.mapping import EmbedMany, EmbedOne
+from transforms.values import NUMBER_TEXT, Value, map_value, null_value
+
+# (ctx, rows, attributes, loc, where) -> (rows with the values as columns, the values)
+BodyCompiler = Callable[[Context, DataFrame, MappingABC, Loc, str], tuple[DataFrame, list[tuple[str, Value]]]]
+
+
+def _child(ctx: Context, spec: EmbedOne | EmbedMany, loc: Loc,
+           compile_body: BodyCompiler) -> tuple[DataFrame, Value, list[str]] | None:
+    rows = ctx.table(spec.from_, loc + ("from",))
+    if rows is None:
+        return None
+    rows = ctx.filtered(rows, spec.filter, loc + ("filter",))
+    for child_col in spec.join.values():
+        ctx.column(rows, child_col, loc + ("join",), spec.from_)
+    rows, values = compile_body(ctx, rows, spec.body, loc + (spec.body_key,), spec.from_)
+    return rows, map_value(values), list(spec.join.values())
+
+
+def _join(ctx: Context, df: DataFrame, agg: DataFrame, spec: EmbedOne | EmbedMany, keys: list[str], loc: Loc,
+          where: str) -> DataFrame:
+    conditions = []
+    for (parent_col, _), key in zip(spec.join.items(), keys, strict=True):
+        column, _, _ = ctx.column(df, parent_col, loc + ("join", parent_col), where)
+        conditions.append(column == agg[key])
+    return df.join(agg, on=reduce(lambda a, b: a & b, conditions), how="left").drop(*keys)
+
+
+def embed_one(ctx: Context, df: DataFrame, spec: EmbedOne, loc: Loc, where: str,
+              compile_body: BodyCompiler) -> tuple[DataFrame, Value]:
+    child = _child(ctx, spec, loc, compile_body)
+    if child is None:
+        return df, null_value(ctx.options)
+    rows, value, child_keys = child
+    keys = [ctx.fresh("k") for _ in child_keys]
+    j, s, p, n = (ctx.fresh(x) for x in "jspn")
+    agg = (
+        rows.select(*[rows[c].alias(k) for c, k in zip(child_keys, keys, strict=True)], value.json.alias(j), value.size.alias(s),
+                    value.problem.alias(p))
+        .groupBy(*keys)
+        .agg(F.first(j).alias(j), F.first(s).alias(s), F.first(p).alias(p), F.count(F.lit(1)).alias(n))
+    )
+    df = _join(ctx, df, agg, spec, keys, loc, where)
+    null = null_value(ctx.options_for(spec.nulls))
+    what = ".".join(str(x) for x in loc[1:])
+    too_many = F.concat(F.lit(f"{what}: {spec.from_} has "), F.col(n).cast("string"),
+                        F.lit(" matching rows; 'one' embeds at most one (use 'many')"))
+    return df, Value(
+        F.when(F.col(n).isNull(), null.json).otherwise(F.col(j)),
+        F.when(F.col(n).isNull(), null.size).otherwise(F.col(s)),
+        F.when(F.col(n) > 1, too_many).otherwise(F.col(p)),
+    )
+
+
+def embed_many(ctx: Context, df: DataFrame, spec: EmbedMany, loc: Loc, where: str,
+               compile_body: BodyCompiler) -> tuple[DataFrame, Value]:
+    child = _child(ctx, spec, loc, compile_body)
+    if child is None:
+        return df, null_value(ctx.options)
+    rows, value, child_keys = child
+    keys = [ctx.fresh("k") for _ in child_keys]
+    arr = ctx.fresh("a")
+    terms = []
+    for i, term in enumerate(spec.order_by or ()):
+        column_name, _, direction = term.partition(" ")
+        column, _, kind = ctx.column(rows, column_name, loc + ("order_by",), spec.from_)
+        sortable = column.cast("double") if kind == NUMBER_TEXT else column  # ordering only, never stored
+        terms.append((f"o{i}", sortable, direction.strip().lower() == "desc"))
+    element = F.struct(*[c.alias(n) for n, c, _ in terms], value.json.alias("j"), value.size.alias("s"),
+                       value.problem.alias("p"))
+    agg = rows.select(*[rows[c].alias(k) for c, k in zip(child_keys, keys, strict=True)], element.alias("e")).groupBy(*keys).agg(
+        F.collect_list("e").alias(arr)
+    )
+    ordered = F.array_sort(F.col(arr), _comparator(terms))
+    if spec.limit:
+        ordered = F.slice(ordered, 1, spec.limit)
+    df = _join(ctx, df, agg, spec, keys, loc, where)
+    elements = F.coalesce(ordered, F.array().cast(agg.schema[arr].dataType))
+    problems = F.filter(F.transform(elements, lambda e: e["p"]), lambda p: p.isNotNull())
+    return df, Value(
+        F.concat(F.lit('{"L":['), F.array_join(F.transform(elements, lambda e: e["j"]), ","), F.lit("]}")),
+        F.aggregate(elements, F.lit(3).cast("long"), lambda acc, e: acc + e["s"] + 1),
+        F.element_at(problems, 1),
+    )
+
+
+def _comparator(terms: list[tuple[str, Column, bool]]):
+    """Order by the terms (NULLs first), then by the item JSON so the order is deterministic."""
+
+    def compare(left: Column, right: Column) -> Column:
+        result = F.when(left["j"] < right["j"], -1).when(left["j"] > right["j"], 1).otherwise(0)
+        for name, _, descending in reversed(terms):
+            sign = -1 if descending else 1
+            lv, rv = left[name], right[name]
+            result = (
+                F.when(lv.isNull() & rv.isNotNull(), -sign)
+                .when(lv.isNotNull() & rv.isNull(), sign)
+                .when(lv < rv, -sign)
+                .when(lv > rv, sign)
+                .otherwise(result)
+            )
+        return result
+
+    return compare
