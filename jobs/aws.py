@@ -38,11 +38,6 @@ def aws_errors(what: str, error: type[CarveError] = CarveError) -> Iterator[None
         raise error(f"{what}: {error_code(exc)}") from None
 
 
-def is_error(exc: BaseException, *codes: str) -> bool:
-    """Whether a botocore ClientError carries one of `codes`."""
-    return isinstance(exc, _botocore_errors()) and error_code(exc) in codes
-
-
 @contextmanager
 def quiet_botocore() -> Iterator[None]:
     """botocore logs response bodies at DEBUG: a secret's value must not reach any log."""

@@ -17,7 +17,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionClosedError
 
 from jobs.devtools.capacity_proxy import Proxy, ProxyConfig, spawn_proxy, start_proxy
-from tests.fakes import FakeClock
+from tests.support.fakes import FakeClock
 
 pytestmark = pytest.mark.integration
 

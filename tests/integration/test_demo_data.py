@@ -31,6 +31,7 @@ from jobs.devtools.demo_data import (
     create_demo_database,
     sizes_for,
 )
+from tests.support.databases import connect, drop_database, query
 
 pytestmark = pytest.mark.integration
 
@@ -54,50 +55,6 @@ def target_for(engine: str, suffix: str = "") -> DemoDatabase:
     return DemoDatabase(engine=engine, database=f"carve_demo_test_{engine}{suffix}")
 
 
-def connect(target: DemoDatabase, database: str | None = None) -> Any:
-    """A plain driver connection in UTC, the way an outside reader would see the data."""
-    name = target.database if database is None else database
-    if target.engine == "postgres":
-        import psycopg
-
-        conn = psycopg.connect(host=target.host, user="postgres", dbname=name, autocommit=True)
-        conn.execute("SET TIME ZONE 'UTC'")
-        return conn
-    import pymysql
-
-    return pymysql.connect(
-        host=target.host,
-        user="root",
-        password="",
-        database=name or None,
-        charset="utf8mb4",
-        autocommit=True,
-        init_command="SET time_zone = '+00:00'",
-    )
-
-
-def query(target: DemoDatabase, statement: str, args: list[Any] | None = None) -> list[tuple[Any, ...]]:
-    conn = connect(target)
-    try:
-        cursor = conn.cursor()
-        cursor.execute(statement, args)
-        return list(cursor.fetchall()) if cursor.description else []
-    finally:
-        conn.close()
-
-
-def drop(target: DemoDatabase) -> None:
-    if target.engine == "postgres":
-        with connect(target, database="postgres") as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)')
-        return
-    conn = connect(target, database="")
-    try:
-        conn.cursor().execute(f"DROP DATABASE IF EXISTS `{target.database}`")
-    finally:
-        conn.close()
-
-
 def checksum(target: DemoDatabase, table: str, order_by: str) -> str:
     if target.engine == "postgres":
         # Server-side: the text form of every row, in key order.
@@ -116,10 +73,10 @@ def checksums(target: DemoDatabase) -> dict[str, str]:
 @pytest.fixture(scope="module", params=ENGINES)
 def demo(request: pytest.FixtureRequest) -> Iterator[tuple[DemoDatabase, dict[str, int]]]:
     target = target_for(request.param)
-    drop(target)
+    drop_database(target)
     counts = create_demo_database(target, scale=SCALE, seed=SEED)
     yield target, counts
-    drop(target)
+    drop_database(target)
 
 
 def test_counts_are_the_rows_in_the_tables(demo: tuple[DemoDatabase, dict[str, int]]) -> None:
@@ -138,7 +95,7 @@ def test_same_seed_same_rows_other_seed_other_rows(demo: tuple[DemoDatabase, dic
     target, counts = demo
     original = checksums(target)
     again = target_for(target.engine, "_again")
-    drop(again)
+    drop_database(again)
     try:
         assert create_demo_database(again, scale=SCALE, seed=SEED) == counts
         assert checksums(again) == original
@@ -147,7 +104,7 @@ def test_same_seed_same_rows_other_seed_other_rows(demo: tuple[DemoDatabase, dic
         differing = {table for table, digest in checksums(again).items() if digest != original[table]}
         assert differing >= {"customer", "orders", "order_line", "review"}
     finally:
-        drop(again)
+        drop_database(again)
 
 
 def test_second_call_keeps_the_database(demo: tuple[DemoDatabase, dict[str, int]]) -> None:

@@ -20,7 +20,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 from rich.console import Console
@@ -39,6 +38,9 @@ from jobs.devtools.demo_data import (
 from jobs.devtools.local_stack import LOCAL_AWS_ENV
 from jobs.pipeline import Pipeline, RunOptions
 from jobs.sinks.table import delete_table
+from jobs.storage import read_json_lines
+from tests.support.databases import drop_database, query
+from tests.support.dynamodb import dynamodb_client, table_count
 from transforms.errors import ValidationFailedError
 from transforms.mapping import Mapping, load_mapping
 
@@ -54,43 +56,6 @@ STAGES = ("compile", "read", "transform", "validate", "write", "reconcile")
 
 
 # --- databases ---------------------------------------------------------------------------------
-
-
-def connect(target: DemoDatabase) -> Any:
-    if target.engine == "postgres":
-        import psycopg
-
-        return psycopg.connect(host=target.host, user=target.resolved_user, dbname=target.database, autocommit=True)
-    import pymysql
-
-    return pymysql.connect(host=target.host, user=target.resolved_user, password=target.password,
-                           database=target.database, charset="utf8mb4", autocommit=True)
-
-
-def query(target: DemoDatabase, statement: str) -> list[tuple]:
-    conn = connect(target)
-    try:
-        cursor = conn.cursor()
-        cursor.execute(statement)
-        return list(cursor.fetchall())
-    finally:
-        conn.close()
-
-
-def drop_database(target: DemoDatabase) -> None:
-    if target.engine == "postgres":
-        import psycopg
-
-        with psycopg.connect(host=target.host, user=target.resolved_user, dbname="postgres", autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)')
-    else:
-        import pymysql
-
-        conn = pymysql.connect(host=target.host, user=target.resolved_user, password=target.password, autocommit=True)
-        try:
-            conn.cursor().execute(f"DROP DATABASE IF EXISTS `{target.database}`")
-        finally:
-            conn.close()
 
 
 @pytest.fixture(scope="module")
@@ -156,27 +121,12 @@ def demo_run(request, spark, dynamodb_endpoint, demo_database, tmp_path_factory)
     target = demo_database(engine)
     report_dir = tmp_path_factory.mktemp(f"e2e-{engine}")
     run = new_run(spark, engine, target, dynamodb_endpoint, report_dir)
-    client = boto3.client("dynamodb", endpoint_url=dynamodb_endpoint, region_name="us-east-1")
+    client = dynamodb_client(dynamodb_endpoint)
     try:
         figures = run.execute().as_dict()
         yield DemoRun(engine, target, figures, report_dir, client, run.mapping.target.table)
     finally:
         delete_table(client, run.mapping.target.table)
-
-
-def table_count(client: Any, table: str) -> int:
-    count, start = 0, None
-    while True:
-        page = client.scan(TableName=table, Select="COUNT", **({"ExclusiveStartKey": start} if start else {}))
-        count += page["Count"]
-        start = page.get("LastEvaluatedKey")
-        if not start:
-            return count
-
-
-def quarantined(report_dir: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for path in sorted((report_dir / "quarantine").glob("*.json"))
-            for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 # --- tests -------------------------------------------------------------------------------------
@@ -230,7 +180,7 @@ def test_the_quarantine_holds_exactly_the_deliberate_bad_rows(demo_run: DemoRun)
     assert sum(1 for entity, *_ in expected if entity == "customer") >= 1, "the demo store has oversized customers"
     found: Counter = Counter()
     unexplained = []
-    for line in quarantined(demo_run.report_dir):
+    for line in list(read_json_lines(demo_run.report_dir / "quarantine")):
         row = source_row(line)
         matches = [k for k in expected if k[:2] == (line["entity"], row) and re.search(k[2], line["reason"])]
         if matches:
@@ -252,7 +202,7 @@ def test_over_the_rejected_share_nothing_is_written_and_the_report_says_failed(
     spark, dynamodb_endpoint, demo_database, tmp_path
 ) -> None:
     run = new_run(spark, "postgres", demo_database("postgres"), dynamodb_endpoint, tmp_path, max_rejected_share=0.0)
-    client = boto3.client("dynamodb", endpoint_url=dynamodb_endpoint, region_name="us-east-1")
+    client = dynamodb_client(dynamodb_endpoint)
     try:
         with pytest.raises(ValidationFailedError, match="max_rejected_share"):
             run.execute()
@@ -276,7 +226,7 @@ def test_a_demo_run_through_a_throttling_failing_endpoint_loses_nothing(spark, d
     connections, on the writes and on the reconciling Scan alike (jobs.capacity_proxy)."""
     faults = ProxyConfig(seed=21, throttle_rate=0.20, unprocessed_rate=0.10, error_500_rate=0.01,
                          error_503_rate=0.01, drop_rate=0.01)
-    client = boto3.client("dynamodb", endpoint_url=dynamodb_endpoint, region_name="us-east-1")
+    client = dynamodb_client(dynamodb_endpoint)
     with start_proxy(dynamodb_endpoint, faults) as proxy:
         run = new_run(spark, "postgres", demo_database("postgres"), proxy.url, tmp_path)
         try:

@@ -25,7 +25,6 @@ import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
-import boto3
 import pytest
 from ruamel.yaml import YAML
 
@@ -36,6 +35,8 @@ from jobs.sinks.glue_connector import connector_item
 from jobs.sinks.table import TableAddress, delete_table
 from jobs.sinks.transport import HttpTransport
 from jobs.sinks.writer import PendingItem, batch_body
+from tests.support.databases import drop_database
+from tests.support.dynamodb import dynamodb_client, table_count
 
 pytestmark = pytest.mark.integration
 
@@ -57,10 +58,7 @@ def demo_db():
     target = DemoDatabase("postgres", database=f"carve_glue_{uuid.uuid4().hex[:8]}")
     create_demo_database(target, scale=SCALE, seed=42)
     yield target
-    import psycopg
-
-    with psycopg.connect(host=target.host, user=target.resolved_user, dbname="postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)')
+    drop_database(target)
 
 
 @pytest.fixture
@@ -79,7 +77,7 @@ def aws(aws_client, moto_endpoint, dynamodb_endpoint, demo_db, spark, monkeypatc
     aws_client("secretsmanager").create_secret(Name=secret, SecretString=json.dumps({
         "engine": "postgres", "host": demo_db.host, "port": demo_db.resolved_port, "dbname": demo_db.database,
         "username": demo_db.resolved_user, "password": demo_db.password}))
-    dynamodb = boto3.client("dynamodb", endpoint_url=dynamodb_endpoint, region_name="us-east-1")
+    dynamodb = dynamodb_client(dynamodb_endpoint)
     tables: list[str] = []
     yield {"bucket": bucket, "secret": secret, "dynamodb": dynamodb, "tables": tables, "endpoint": dynamodb_endpoint,
            "s3": lambda: aws_client("s3")}
@@ -119,13 +117,7 @@ def s3_lines(aws, key: str) -> list[dict]:
 
 
 def count(aws, table: str) -> int:
-    total, start = 0, None
-    while True:
-        page = aws["dynamodb"].scan(TableName=table, Select="COUNT", **({"ExclusiveStartKey": start} if start else {}))
-        total += page["Count"]
-        start = page.get("LastEvaluatedKey")
-        if not start:
-            return total
+    return table_count(aws["dynamodb"], table)
 
 
 class FakeGlueJob:  # test double: awsglue.job.Job needs the Glue jars, which cannot run here

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 
-import boto3
 import pytest
 from py4j.protocol import Py4JJavaError
 
@@ -13,14 +12,14 @@ from jobs.sinks.writer import write_items
 from jobs.verify.reconcile import expected_digests, reconcile, scan_digests
 
 # aws_spark is a fixture (Spark whose workers have the dummy AWS credentials): see its docstring.
-from tests.integration.test_writer_dynalite import STORE, aws_spark, items_frame, settings_for  # noqa: F401
+from tests.support.dynamodb import STORE, dynamodb_client, items_frame, settings_for
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 def client(dynamodb_endpoint):
-    return boto3.client("dynamodb", endpoint_url=dynamodb_endpoint, region_name="us-east-1")
+    return dynamodb_client(dynamodb_endpoint)
 
 
 def fresh_table(client, spec: TableSpec) -> TableSpec:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 from pydantic import SecretStr
 
+from jobs.devtools.demo_data import DemoDatabase
 from jobs.sources import jdbc
 from jobs.sources.connections import Connection
 from jobs.sources.jdbc import TableRead, describe_table, read_sources, read_table
+from tests.support.databases import create_database, drop_database, query
 from transforms.errors import SourceError
 from transforms.mapping import load_mapping_text, referenced_columns
 
@@ -16,63 +18,31 @@ pytestmark = pytest.mark.integration
 ROWS = 1000
 
 
-def _pg_setup(database: str) -> None:
-    import psycopg
-
-    with psycopg.connect("host=127.0.0.1 user=postgres dbname=postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{database}"')
-    with psycopg.connect(f"host=127.0.0.1 user=postgres dbname={database}", autocommit=True) as conn:
-        conn.execute('CREATE TABLE public."order" (id bigint PRIMARY KEY, "group" text, amount numeric, note text)')
-        conn.execute(
-            'INSERT INTO public."order" SELECT g, CASE WHEN g %% 2 = 0 THEN \'even\' ELSE \'odd\' END, '
-            "g / 7.0, repeat('x', 10) FROM generate_series(1, %s) g",
-            (ROWS,),
-        )
-
-
-def _pg_drop(database: str) -> None:
-    import psycopg
-
-    with psycopg.connect("host=127.0.0.1 user=postgres dbname=postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-
-
-def _maria_setup(database: str) -> None:
-    import pymysql
-
-    conn = pymysql.connect(host="127.0.0.1", user="root", password="", autocommit=True)
-    with conn.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS `{database}`")
-        cur.execute(f"CREATE DATABASE `{database}` CHARACTER SET utf8mb4")
-        cur.execute(f"CREATE TABLE `{database}`.`order` (id bigint PRIMARY KEY, `group` text, amount decimal(20,10), note text)")
-        rows = ", ".join(f"({i}, '{'even' if i % 2 == 0 else 'odd'}', {i}/7, 'xxxxxxxxxx')" for i in range(1, ROWS + 1))
-        cur.execute(f"INSERT INTO `{database}`.`order` VALUES {rows}")
-    conn.close()
-
-
-def _maria_drop(database: str) -> None:
-    import pymysql
-
-    conn = pymysql.connect(host="127.0.0.1", user="root", password="", autocommit=True)
-    with conn.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS `{database}`")
-    conn.close()
+def _fill(target: DemoDatabase) -> None:
+    """An `order` table (a reserved word) of ROWS rows with a reserved-word column and a decimal."""
+    create_database(target)
+    if target.engine == "postgres":
+        query(target, 'CREATE TABLE public."order" (id bigint PRIMARY KEY, "group" text, amount numeric, note text)')
+        query(target, 'INSERT INTO public."order" SELECT g, CASE WHEN g %% 2 = 0 THEN \'even\' ELSE \'odd\' END, '
+                      "g / 7.0, repeat('x', 10) FROM generate_series(1, %s) g", [ROWS])
+        return
+    query(target, "CREATE TABLE `order` (id bigint PRIMARY KEY, `group` text, amount decimal(20,10), note text)")
+    rows = ", ".join(f"({i}, '{'even' if i % 2 == 0 else 'odd'}', {i}/7, 'xxxxxxxxxx')" for i in range(1, ROWS + 1))
+    query(target, f"INSERT INTO `order` VALUES {rows}")
 
 
 @pytest.fixture(scope="module", params=["postgres", "mariadb"])
 def source(request):
-    database = f"carve_sources_test_{request.param}"
+    target = DemoDatabase(request.param, database=f"carve_sources_test_{request.param}")
+    _fill(target)
     if request.param == "postgres":
-        _pg_setup(database)
-        conn = Connection("t", f"jdbc:postgresql://127.0.0.1:5432/{database}", "postgres", SecretStr(""))
+        conn = Connection("t", f"jdbc:postgresql://127.0.0.1:5432/{target.database}", "postgres", SecretStr(""))
         table = "public.order"
     else:
-        _maria_setup(database)
-        conn = Connection("t", f"jdbc:mysql://127.0.0.1:3306/{database}", "root", SecretStr(""))
+        conn = Connection("t", f"jdbc:mysql://127.0.0.1:3306/{target.database}", "root", SecretStr(""))
         table = "order"
     yield conn, table
-    (_pg_drop if request.param == "postgres" else _maria_drop)(database)
+    drop_database(target)
 
 
 MAPPING = """

@@ -33,7 +33,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from rich.console import Console
 
@@ -42,6 +41,9 @@ from jobs.devtools.demo_data import TYPE_TRAP, TYPE_TRAP_ROWS, DemoDatabase, cre
 from jobs.devtools.local_stack import LOCAL_AWS_ENV
 from jobs.pipeline import Pipeline, RunOptions
 from jobs.sinks.table import delete_table
+from jobs.storage import read_json_lines
+from tests.support.databases import drop_database
+from tests.support.dynamodb import dynamodb_client
 from transforms.mapping import ColumnAttr, Mapping, load_mapping
 
 pytestmark = pytest.mark.integration
@@ -237,22 +239,6 @@ def expected_item(engine: str, entity: str, attributes: list[Attribute], row: di
 # --- the run -----------------------------------------------------------------------------------
 
 
-def drop_database(target: DemoDatabase) -> None:
-    if target.engine == "postgres":
-        import psycopg
-
-        with psycopg.connect(host=target.host, user=target.resolved_user, dbname="postgres", autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)')
-    else:
-        import pymysql
-
-        conn = pymysql.connect(host=target.host, user=target.resolved_user, password=target.password, autocommit=True)
-        try:
-            conn.cursor().execute(f"DROP DATABASE IF EXISTS `{target.database}`")
-        finally:
-            conn.close()
-
-
 @dataclass(frozen=True)
 class FidelityRun:
     engine: str
@@ -276,7 +262,7 @@ def fidelity(request, spark, dynamodb_endpoint, tmp_path_factory) -> Iterator[Fi
     table = f"CarveFidelity-{engine}-{uuid.uuid4().hex[:8]}"
     mapping = loaded.model_copy(update={"target": loaded.target.model_copy(update={"table": table})})
     report_dir = tmp_path_factory.mktemp(f"fidelity-{engine}")
-    client = boto3.client("dynamodb", endpoint_url=dynamodb_endpoint, region_name="us-east-1")
+    client = dynamodb_client(dynamodb_endpoint)
     try:
         run = Pipeline(spark, mapping, str(mapping_file), demo_connection(target),
                   RunOptions(report_dir, endpoint_url=dynamodb_endpoint), Console(highlight=False, width=160))
@@ -285,11 +271,6 @@ def fidelity(request, spark, dynamodb_endpoint, tmp_path_factory) -> Iterator[Fi
     finally:
         delete_table(client, table)
         drop_database(target)
-
-
-def quarantined(report_dir: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for path in sorted((report_dir / "quarantine").glob("*.json"))
-            for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 # --- tests -------------------------------------------------------------------------------------
@@ -317,7 +298,7 @@ def test_the_run_is_clean_and_counts_add_up(fidelity: FidelityRun) -> None:
 def test_every_item_reads_back_exactly(fidelity: FidelityRun) -> None:
     problems: list[str] = []
     checked = 0
-    reasons = {(q["entity"], q["pk"]): q["reason"] for q in quarantined(fidelity.report_dir)}
+    reasons = {(q["entity"], q["pk"]): q["reason"] for q in list(read_json_lines(fidelity.report_dir / "quarantine"))}
     for entity in fidelity.mapping.entities:
         attributes = attributes_of(fidelity.mapping, entity, fidelity.engine)
         for row in TYPE_TRAP_ROWS:
@@ -354,7 +335,7 @@ def test_numbers_over_38_digits_quarantine_the_item_naming_the_attribute(fidelit
                 expected[(entity, f"TRAP#{row['id']}", SORT_KEYS[entity])] = names
     assert {(e, pk) for e, pk, _ in expected} >= {("trap", "TRAP#1"), ("trap", "TRAP#4")}  # the traps are there
 
-    lines = quarantined(fidelity.report_dir)
+    lines = list(read_json_lines(fidelity.report_dir / "quarantine"))
     found = {(q["entity"], q["pk"], q["sk"]): q["reason"] for q in lines}
     assert len(found) == len(lines), "one quarantine line per item"
     unexpected = {key: reason for key, reason in found.items() if key not in expected}

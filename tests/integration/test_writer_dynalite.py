@@ -5,7 +5,6 @@ Tests take `aws_spark`, not `spark`: see there why.
 
 from __future__ import annotations
 
-import base64
 import json
 import math
 import os
@@ -13,107 +12,21 @@ import time
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
 
-import boto3
 import pytest
 from pyspark import TaskContext
-from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql.types import IntegerType, LongType, StringType, StructField, StructType
 
-from jobs.devtools.local_stack import LOCAL_AWS_ENV
 from jobs.sinks.table import IndexSpec, TableSpec, delete_table, ensure_table, table_exists
 from jobs.sinks.transport import Answer, HttpTransport
 from jobs.sinks.writer import WriteSettings, task_slots, write_items
+from tests.support.dynamodb import ITEMS_SCHEMA, STORE, dynamodb_client, items_frame, mixed_item, scan_all, settings_for
 from transforms.wire import item_digest
 
 pytestmark = pytest.mark.integration
 
-ITEMS_SCHEMA = StructType(
-    [
-        StructField("entity", StringType(), False),
-        StructField("pk", StringType(), False),
-        StructField("sk", StringType(), True),
-        StructField("item", StringType(), False),
-        StructField("size", LongType(), False),
-        StructField("wcu", IntegerType(), False),
-    ]
-)
-
-STORE = TableSpec("Store", "PK", "SK", (IndexSpec("GSI1", "GSI1PK", "GSI1SK"),))
-
-
-def b64(raw: bytes) -> str:
-    return base64.b64encode(raw).decode("ascii")
-
-
-def mixed_item(n: int) -> tuple[str, str, str, dict[str, Any]]:
-    """entity, pk, sk, item: every DynamoDB type, nesting, set, awkward number and empty string."""
-    pk = f"CUSTOMER#{n % 40}"  # item collections: several items per partition key
-    if n % 10 == 0:
-        entity, sk = "customer", f"PROFILE#{n}"
-        extra = {"GSI1PK": {"S": f"EMAIL#c{n}@example.com"}, "GSI1SK": {"S": "PROFILE"}}
-    else:
-        entity, sk, extra = "order", f"ORDER#{n:05d}", {}
-    item = {
-        "PK": {"S": pk},
-        "SK": {"S": sk},
-        **extra,
-        "total": {"N": f"{n}.50"},  # DynamoDB hands it back as n.5
-        "big": {"N": "1234567890123456789012345678901234567" + str(n % 10)},  # 38 digits
-        "tiny": {"N": "0.000000000000000000000000000000000001"},
-        "neg": {"N": f"-{n}.000"},
-        "lines": {
-            "L": [
-                {"M": {"sku": {"S": f"SKU-{n}"}, "qty": {"N": "2"}, "price": {"N": "9.90"}}},
-                {"NULL": True},
-                {"L": [{"BOOL": True}, {"S": "ünïcödé"}]},
-            ]
-        },
-        "meta": {"M": {"tags": {"SS": ["vip", "eu", f"t{n}"]}, "nested": {"M": {"deep": {"N": "0100"}}}}},
-        "blob": {"B": b64(bytes([n % 256, 0, 255]))},
-        "blobs": {"BS": [b64(b"\x01"), b64(bytes([n % 200 + 2]))]},
-        "ns": {"NS": ["3.50", "-2", "1E+3"]},
-        "empty": {"S": ""},
-        "flag": {"BOOL": n % 2 == 0},
-        "nothing": {"NULL": True},
-    }
-    if n % 25 == 0:
-        item["notes"] = {"S": "x" * 2200}  # about 2.6 KB: 3 write units
-    return entity, pk, sk, item
-
-
-def items_frame(spark: SparkSession, count: int, sort_key: bool = True) -> DataFrame:
-    rows = []
-    for n in range(count):
-        entity, pk, sk, item = mixed_item(n)
-        if not sort_key:
-            pk, sk = f"{pk}#{n}", None
-            item = {k: v for k, v in item.items() if k != "SK"} | {"PK": {"S": pk}}
-        text = json.dumps(item)
-        # A stand-in for the real size (computed upstream): close enough, as the items sit well
-        # inside their 1 KB steps.
-        size = len(text.encode("utf-8"))
-        rows.append((entity, pk, sk, text, size, math.ceil(size / 1024)))
-    return spark.createDataFrame(rows, ITEMS_SCHEMA)
-
-
-@pytest.fixture
-def aws_spark(dynamodb_endpoint, spark):
-    """The session Spark, with dynalite's dummy AWS credentials forwarded to its Python workers.
-
-    dynamodb_endpoint puts them in os.environ, but when another test started Spark first its
-    workers inherited the environment from before that, and boto3 on the executors finds no
-    credentials. SparkContext.environment is what PySpark hands to every worker it starts for a
-    job submitted from here on.
-    """
-    spark.sparkContext.environment.update({name: os.environ[name] for name in LOCAL_AWS_ENV})
-    return spark
-
-
 @pytest.fixture
 def client(dynamodb_endpoint):
-    return boto3.client("dynamodb", endpoint_url=dynamodb_endpoint, region_name="us-east-1")
+    return dynamodb_client(dynamodb_endpoint)
 
 
 @pytest.fixture
@@ -123,15 +36,6 @@ def store(client):
     ensure_table(client, spec)
     yield spec
     delete_table(client, spec.name)
-
-
-def settings_for(endpoint: str, table: str, **overrides: Any) -> WriteSettings:
-    return WriteSettings(**{"table": table, "endpoint_url": endpoint, "region": "us-east-1", "units_per_second": None, **overrides})
-
-
-def scan_all(client, table: str) -> list[dict[str, Any]]:
-    pages = client.get_paginator("scan").paginate(TableName=table, ConsistentRead=True)
-    return [item for page in pages for item in page["Items"]]
 
 
 # --- tables -------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from jobs.sinks import pacing
 from jobs.sinks.pacing import BudgetSpec, resolve_budget
 from jobs.sinks.table import TableSpec, delete_table, ensure_table
 from jobs.sinks.writer import write_items
-from tests.integration.test_writer_dynalite import STORE, aws_spark, items_frame, scan_all, settings_for  # noqa: F401
+from tests.support.dynamodb import STORE, dynamodb_client, items_frame, scan_all, settings_for
 from transforms.wire import item_digest
 
 pytestmark = pytest.mark.integration
@@ -29,7 +29,7 @@ FAULTS = dict(throttle_rate=0.20, unprocessed_rate=0.10, error_500_rate=0.01, er
 
 @pytest.fixture
 def dynalite(dynamodb_endpoint):
-    return boto3.client("dynamodb", endpoint_url=dynamodb_endpoint, region_name="us-east-1")
+    return dynamodb_client(dynamodb_endpoint)
 
 
 @pytest.fixture

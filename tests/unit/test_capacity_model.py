@@ -20,7 +20,7 @@ from jobs.devtools.capacity_model import (
     put_cost,
     update_cost,
 )
-from tests.fakes import FakeClock
+from tests.support.fakes import FakeClock
 from transforms.wire import item_size, number_size, value_size, write_units
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from jobs.sinks import pacing
 from jobs.sinks.pacing import Budget, BudgetSpec, Coordinator, Link, Pace, TokenBucket, resolve_budget
-from tests.fakes import FakeClock
+from tests.support.fakes import FakeClock
 from transforms.errors import CarveError
 
 

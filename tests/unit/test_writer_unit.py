@@ -27,7 +27,7 @@ from jobs.sinks.writer import (
     pending_items,
     write_partition,
 )
-from tests.fakes import FakeClock
+from tests.support.fakes import FakeClock
 from transforms.errors import CarveError
 
 TABLE = "Store"
