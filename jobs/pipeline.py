@@ -68,8 +68,9 @@ def budget_spec(mapping: Mapping, options: RunOptions) -> BudgetSpec | None:
 
 def compile_check(spark: SparkSession, conn: Connection, mapping: Mapping, mapping_file: str) -> None:
     """Compile against the source schemas (no rows read): a wrong column fails here, with its line."""
+    schema = full_schema_frames(spark, conn, mapping)
     try:
-        build_items(mapping, *full_schema_frames(spark, conn, mapping))
+        build_items(mapping, schema.frames, schema.missing, schema.bad_filters)
     except CompileError as exc:
         raise located(mapping_file, exc.errors) from None
 

@@ -14,9 +14,9 @@ from functools import reduce
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from transforms.context import Context, Loc
+from transforms.context import Context, Loc, row_problem
 from transforms.mapping import EmbedMany, EmbedOne
-from transforms.values import NUMBER_TEXT, Value, map_value, null_value
+from transforms.values import NUMBER_TEXT, Value, combine_problems, map_value, null_value
 
 # (ctx, rows, attributes, loc, where) -> (rows with the values as columns, the values)
 BodyCompiler = Callable[[Context, DataFrame, MappingABC, Loc, str], tuple[DataFrame, list[tuple[str, Value]]]]
@@ -30,8 +30,10 @@ def _child(ctx: Context, spec: EmbedOne | EmbedMany, loc: Loc,
     rows = ctx.filtered(rows, spec.filter, loc + ("filter",))
     for child_col in spec.join.values():
         ctx.column(rows, child_col, loc + ("join",), spec.from_)
+    unreadable = row_problem(rows)  # a child row that cannot be read exactly quarantines its parent
     rows, values = compile_body(ctx, rows, spec.body, loc + (spec.body_key,), spec.from_)
-    return rows, map_value(values), list(spec.join.values())
+    value = map_value(values)
+    return rows, Value(value.json, value.size, combine_problems([unreadable, value.problem])), list(spec.join.values())
 
 
 def _join(ctx: Context, df: DataFrame, agg: DataFrame, spec: EmbedOne | EmbedMany, keys: list[str], loc: Loc,

@@ -14,7 +14,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from transforms.attributes import compile_attributes, render_template
-from transforms.context import CompileError, Context, Loc
+from transforms.context import CompileError, Context, Loc, row_problem
 from transforms.mapping import Entity, Mapping, source_id
 from transforms.values import Options, Value, attribute_piece, attribute_size, combine_problems, string_value
 from transforms.wire import KB, MAX_ITEM_BYTES, MAX_PARTITION_KEY_BYTES, MAX_SORT_KEY_BYTES
@@ -34,7 +34,7 @@ def entity_items(ctx: Context, mapping: Mapping, name: str, entity: Entity) -> D
     target = mapping.target
     key_values: list[tuple[str, Value]] = []
     key_texts: dict[str, Column] = {}
-    problems: list[Column] = []
+    problems: list[Column] = [row_problem(rows)]
     key_columns: list[str] = []
     for attr in [n for n in (target.key.partition, target.key.sort) if n]:
         text, columns = render_template(ctx, rows, entity.key[attr], loc + ("key", attr), where)
@@ -112,14 +112,19 @@ def mark_duplicates(items: DataFrame) -> DataFrame:
 
 
 def build_items(
-    mapping: Mapping, tables: MappingABC[str, DataFrame], missing: MappingABC[str, str] | None = None
+    mapping: Mapping,
+    tables: MappingABC[str, DataFrame],
+    missing: MappingABC[str, str] | None = None,
+    bad_filters: MappingABC[str, str] | None = None,
 ) -> DataFrame:
     """All entities' items, limits checked and duplicates marked; CompileError lists every mistake.
 
-    `missing` says why a table is absent from `tables` (it does not exist, say), so the error
-    lands on the mapping line that names it.
+    `missing` says why a table is absent from `tables` (it does not exist, say), and
+    `bad_filters` why the database refused a filter, so each error lands on the mapping line
+    that names it.
     """
-    ctx = Context(tables, Options(mapping.policy.nulls, mapping.policy.out_of_range_numbers), missing or {})
+    options = Options(mapping.policy.nulls, mapping.policy.out_of_range_numbers)
+    ctx = Context(tables, options, missing or {}, bad_filters or {})
     frames = [entity_items(ctx, mapping, name, entity) for name, entity in mapping.entities.items()]
     if ctx.errors:
         raise CompileError(list(dict.fromkeys(ctx.errors)))

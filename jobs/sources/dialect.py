@@ -16,6 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+# Kinds a dialect gives columns it reads as text for jobs.sources.exact to parse (the reader
+# replaces them with the transforms' own kinds).
+DATE_TEXT = "date_text"
+INSTANT_TEXT = "instant_text"
+LOCAL_TIMESTAMP_TEXT = "local_timestamp_text"
+BOOL_INTEGER = "bool_integer"  # MySQL's BOOLEAN: TINYINT(1), any of -128..127
+
 # Runs one SQL statement on the source and returns its rows, every value as text (or None).
 Query = Callable[[str], list[tuple]]
 

@@ -19,13 +19,14 @@ from functools import reduce
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 
 from jobs.sources.connections import Connection
 from jobs.sources.dialect import ColumnInfo, TableSchema
+from jobs.sources.exact import parse
+from transforms.context import ROW_PROBLEM, filter_column
 from transforms.errors import SourceError
 from transforms.mapping import Mapping, source_id, table_filters
-from transforms.values import KIND
+from transforms.values import KIND, combine_problems
 
 ROWS_PER_PARTITION = 200_000
 
@@ -113,33 +114,49 @@ def qualified(conn: Connection, table: str) -> str:
 
 @dataclass(frozen=True)
 class TableRead:
-    """How one source table is read: its columns, optional pushed-down filter, partitioning."""
+    """How one source table is read: its columns, its consumers' filters, a pushed-down WHERE, partitioning."""
 
     table: str
     columns: tuple[ColumnInfo, ...]
+    filters: tuple[str, ...] = ()  # each is evaluated by the database into its own column
     where: str | None = None
     partition_column: str | None = None
+
+
+def filter_verdicts(conn: Connection, filters: Iterable[str]) -> list[str]:
+    """`CASE WHEN (filter) THEN 1 ELSE 0 END AS <its column>` per filter: the database's verdict."""
+    return [f"CASE WHEN ({f}) THEN 1 ELSE 0 END AS {conn.dialect.quote(filter_column(f))}" for f in filters]
 
 
 def read_table(spark: SparkSession, conn: Connection, read: TableRead) -> DataFrame:
     dialect = conn.dialect
     selects = [dialect.select_expression(c) for c in read.columns]
-    select_list = ", ".join(f"{expr} AS {dialect.quote(c.name)}" for (expr, _), c in zip(selects, read.columns, strict=True))
+    select_list = ", ".join([f"{expr} AS {dialect.quote(c.name)}" for (expr, _), c in zip(selects, read.columns, strict=True)]
+                            + filter_verdicts(conn, read.filters))
     where = f" WHERE {read.where}" if read.where else ""
     # A subquery in dbtable, not the query option: `query` cannot be combined with partitionColumn.
     subquery = f"(SELECT {select_list} FROM {qualified(conn, read.table)}{where}) carve_src"
     options = conn.options() | {"dbtable": subquery}
     if read.partition_column:
         options |= _partitioning(spark, conn, read)
-    df = spark.read.format("jdbc").options(**options).load()
-    return df.select(*[
-        F.col(c.name).alias(c.name, metadata={KIND: kind}) if kind else F.col(c.name)
-        for (_, kind), c in zip(selects, read.columns, strict=True)
-    ])
+    with jdbc_errors(conn, f"cannot read {read.table}: "):
+        df = spark.read.format("jdbc").options(**options).load()
+    columns, problems = [], []
+    for (_, kind), c in zip(selects, read.columns, strict=True):
+        parsed = parse(df[c.name], kind, f"{read.table}.{c.name}")
+        metadata = {KIND: parsed.kind} if parsed.kind else {}
+        columns.append(parsed.column.alias(c.name, metadata=metadata))
+        if parsed.problem is not None:
+            problems.append(parsed.problem)
+    verdicts = [df[filter_column(f)] for f in read.filters]
+    return df.select(*columns, *verdicts, *([combine_problems(problems).alias(ROW_PROBLEM)] if problems else []))
 
 
-def read_query(spark: SparkSession, conn: Connection, query: str) -> DataFrame:
-    return spark.read.format("jdbc").options(**(conn.options() | {"dbtable": f"({query}) carve_query"})).load()
+def read_query(spark: SparkSession, conn: Connection, query: str, filters: tuple[str, ...] = ()) -> DataFrame:
+    select_list = ", ".join(["carve_query.*", *filter_verdicts(conn, filters)])
+    dbtable = f"(SELECT {select_list} FROM ({query}) carve_query) carve_src"
+    with jdbc_errors(conn, "the query does not run: "):
+        return spark.read.format("jdbc").options(**(conn.options() | {"dbtable": dbtable})).load()
 
 
 def _partitioning(spark: SparkSession, conn: Connection, read: TableRead) -> dict[str, str]:
@@ -158,50 +175,86 @@ def _partitioning(spark: SparkSession, conn: Connection, read: TableRead) -> dic
 
 def plan_reads(spark: SparkSession, conn: Connection, mapping: Mapping,
                needed: dict[str, set[str]]) -> dict[str, TableRead]:
-    """One read per source table: the columns the mapping uses, the filter every reader shares, a partition key."""
+    """One read per source table: the columns the mapping uses, its filters, a partition key."""
     reads = {}
     for table, filters in table_filters(mapping).items():
         described = describe_table(spark, conn, table)
         wanted = needed.get(table, set())
         columns = tuple(c for c in described.columns if c.name in wanted) or described.columns[:1]
-        # Push the filters down only when every reader of the table filters: it is read once for all.
+        # Rows no reader wants stay in the database: only when every reader of the table filters.
         where = " OR ".join(f"({f})" for f in filters) if all(filters) else None
         key = described.column(described.primary_key[0]) if described.primary_key else None
         partition = key if key is not None and key.data_type in conn.dialect.integer_types else None
         if partition is not None and partition not in columns:
             columns += (partition,)
-        reads[table] = TableRead(table, columns, where, partition.name if partition else None)
+        reads[table] = TableRead(table, columns, _distinct(filters), where, partition.name if partition else None)
     return reads
 
 
-def full_schema_frames(
-    spark: SparkSession, conn: Connection, mapping: Mapping
-) -> tuple[dict[str, DataFrame], dict[str, str]]:
-    """Lazy frames of every table with all its columns (compiling against them reads no rows),
-    and why each table that is not there could not be described."""
-    frames, missing = {}, {}
-    for table in table_filters(mapping):
+def _distinct(filters: Iterable[str | None]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(f for f in filters if f))
+
+
+@dataclass(frozen=True)
+class SchemaFrames:
+    """What compiling a mapping needs from its source, without reading a row."""
+
+    frames: dict[str, DataFrame]  # every table and query, all columns
+    missing: dict[str, str]  # source id -> why it cannot be read
+    bad_filters: dict[str, str]  # filter -> the database's error
+
+
+def full_schema_frames(spark: SparkSession, conn: Connection, mapping: Mapping) -> SchemaFrames:
+    """Lazy frames of every table with all its columns (compiling against them reads no rows).
+
+    Each filter is tried on its own first (in a statement that returns no rows), so that a
+    mistake in one is reported on its line with the database's own words.
+    """
+    frames, missing, bad = {}, {}, {}
+    for table, filters in table_filters(mapping).items():
         try:
             described = describe_table(spark, conn, table)
         except MissingTableError as exc:
             missing[table] = exc.detail
             continue
-        frames[table] = read_table(spark, conn, TableRead(table, described.columns))
-    frames |= _query_frames(spark, conn, mapping)
-    return frames, missing
+        good = _try_filters(spark, conn, qualified(conn, table), _distinct(filters), bad)
+        frames[table] = read_table(spark, conn, TableRead(table, described.columns, good))
+    for name, entity in mapping.entities.items():
+        if not entity.query:
+            continue
+        try:
+            jdbc_rows(spark, conn, f"SELECT * FROM ({entity.query}) carve_query WHERE 1 = 0")
+        except SourceError as exc:
+            missing[source_id(name, entity)] = f"the query does not run: {_database_words(exc)}"
+            continue
+        good = _try_filters(spark, conn, f"({entity.query}) carve_query", _distinct([entity.filter]), bad)
+        frames[source_id(name, entity)] = read_query(spark, conn, entity.query, good)
+    return SchemaFrames(frames, missing, bad)
+
+
+def _try_filters(spark: SparkSession, conn: Connection, source: str, filters: tuple[str, ...],
+                 bad: dict[str, str]) -> tuple[str, ...]:
+    good = []
+    for condition in filters:
+        try:
+            jdbc_rows(spark, conn, f"SELECT {filter_verdicts(conn, [condition])[0]} FROM {source} WHERE 1 = 0")
+            good.append(condition)
+        except SourceError as exc:
+            bad[condition] = _database_words(exc)
+    return tuple(good)
+
+
+def _database_words(exc: SourceError) -> str:
+    return str(exc).split(": ", 1)[-1]
 
 
 def read_sources(spark: SparkSession, conn: Connection, mapping: Mapping,
                  needed: dict[str, set[str]]) -> dict[str, DataFrame]:
     """Each source table once (projected, filtered where possible), cached for every consumer."""
     frames = {table: read_table(spark, conn, read) for table, read in plan_reads(spark, conn, mapping, needed).items()}
-    frames |= _query_frames(spark, conn, mapping)
+    frames |= {source_id(name, entity): read_query(spark, conn, entity.query, _distinct([entity.filter]))
+               for name, entity in mapping.entities.items() if entity.query}
     return {name: df.persist(StorageLevel.MEMORY_AND_DISK) for name, df in frames.items()}
-
-
-def _query_frames(spark: SparkSession, conn: Connection, mapping: Mapping) -> dict[str, DataFrame]:
-    return {source_id(name, entity): read_query(spark, conn, entity.query)
-            for name, entity in mapping.entities.items() if entity.query}
 
 
 def unpersist(frames: Iterable[DataFrame]) -> None:

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import re
 
-from jobs.sources.dialect import ColumnInfo, Query, TableSchema, sql_literal
-from transforms.values import INSTANT, JSON_TEXT, LOCAL_TIMESTAMP, NUMBER_TEXT
+from jobs.sources.dialect import (
+    BOOL_INTEGER,
+    DATE_TEXT,
+    INSTANT_TEXT,
+    LOCAL_TIMESTAMP_TEXT,
+    ColumnInfo,
+    Query,
+    TableSchema,
+    sql_literal,
+)
+from transforms.values import JSON_TEXT, NUMBER_TEXT
 
 NUMBER = {"decimal", "float", "double", "real"}
 NATIVE = {"tinyint", "smallint", "mediumint", "int", "integer", "bigint", "char", "varchar", "text", "tinytext",
-          "mediumtext", "longtext", "date", "datetime", "timestamp", "blob", "tinyblob", "mediumblob", "longblob",
-          "binary", "varbinary", "bit"}
+          "mediumtext", "longtext", "blob", "tinyblob", "mediumblob", "longblob", "binary", "varbinary"}
 
 
 class MySQLDialect:
@@ -61,10 +69,18 @@ class MySQLDialect:
             return q, JSON_TEXT
         if column.data_type in NUMBER:
             return f"CAST({q} AS CHAR)", NUMBER_TEXT
-        if column.data_type == "timestamp":
-            return q, INSTANT
-        if column.data_type == "datetime":
-            return q, LOCAL_TIMESTAMP
+        # Dates as text: zero dates ('0000-00-00', '2024-02-00') must reach jobs.sources.exact as
+        # they are, not shifted or NULLed by the driver.
+        if column.data_type == "date":
+            return f"CAST({q} AS CHAR)", DATE_TEXT
+        if column.data_type in ("timestamp", "datetime"):
+            return f"CAST({q} AS CHAR)", INSTANT_TEXT if column.data_type == "timestamp" else LOCAL_TIMESTAMP_TEXT
+        if column.data_type == "bit":
+            # BIT(1) is a flag; wider BITs are unsigned numbers (BIT(64) all ones is 18446744073709551615).
+            return (q, None) if column.udt == "bit(1)" else (f"CAST({q} + 0 AS CHAR)", NUMBER_TEXT)
+        if column.udt.startswith("tinyint(1)"):
+            # BOOLEAN is TINYINT(1); the driver would call 2 and -1 true.
+            return f"CAST({q} AS SIGNED)", BOOL_INTEGER
         if column.data_type in NATIVE:
-            return q, None  # BOOLEAN is tinyint(1): the driver reports it as BIT, Spark as boolean
+            return q, None
         return f"CAST({q} AS CHAR)", None

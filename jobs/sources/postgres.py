@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
-from jobs.sources.dialect import ColumnInfo, Query, TableSchema, sql_literal
-from transforms.values import INSTANT, JSON_TEXT, LOCAL_TIMESTAMP, NUMBER_TEXT, NUMBER_TEXT_ARRAY
+from jobs.sources.dialect import (
+    DATE_TEXT,
+    INSTANT_TEXT,
+    LOCAL_TIMESTAMP_TEXT,
+    ColumnInfo,
+    Query,
+    TableSchema,
+    sql_literal,
+)
+from transforms.values import JSON_TEXT, NUMBER_TEXT, NUMBER_TEXT_ARRAY
 
 NUMBER = {"numeric", "money", "real", "double precision"}
-NATIVE = {"smallint", "integer", "bigint", "boolean", "text", "character varying", "character", "bytea", "date",
-          "timestamp with time zone", "timestamp without time zone"}
+NATIVE = {"smallint", "integer", "bigint", "boolean", "text", "character varying", "character", "bytea"}
+# Dates and timestamps as text: the driver's java.sql.Date is Julian before 1582-10-15 and has no
+# 'infinity'; jobs.sources.exact parses the text on the Gregorian calendar or gives the reason.
+DATETIME_TEXT = {"date": DATE_TEXT, "timestamp with time zone": INSTANT_TEXT,
+                 "timestamp without time zone": LOCAL_TIMESTAMP_TEXT}
 NATIVE_ARRAYS = {"_int2", "_int4", "_int8", "_text", "_varchar", "_bpchar", "_bool"}
 NUMBER_ARRAYS = {"_numeric", "_float4", "_float8", "_money"}
 
@@ -24,7 +35,7 @@ class PostgresDialect:
         return url
 
     def session_sql(self) -> str:
-        return "SET TIME ZONE 'UTC'; SET intervalstyle = 'iso_8601'"
+        return "SET TIME ZONE 'UTC'; SET intervalstyle = 'iso_8601'; SET datestyle = 'ISO, YMD'"
 
     def quote(self, identifier: str) -> str:
         return '"' + identifier.replace('"', '""') + '"'
@@ -58,8 +69,6 @@ class PostgresDialect:
             if column.udt in NUMBER_ARRAYS:
                 return f"{q}::text[]", NUMBER_TEXT_ARRAY
             return (q if column.udt in NATIVE_ARRAYS else f"{q}::text[]"), None
-        if column.data_type == "timestamp with time zone":
-            return q, INSTANT
-        if column.data_type == "timestamp without time zone":
-            return q, LOCAL_TIMESTAMP
+        if column.data_type in DATETIME_TEXT:
+            return f"{q}::text", DATETIME_TEXT[column.data_type]
         return (q if column.data_type in NATIVE else f"{q}::text"), None

@@ -8,6 +8,7 @@ from decimal import Decimal
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
+from transforms.context import filter_column
 from transforms.items import build_items
 from transforms.mapping import load_mapping_text
 from transforms.values import KIND, NUMBER_TEXT, Options, json_value, number_value
@@ -52,7 +53,7 @@ def test_numbers_normalize_exactly_and_refuse_what_does_not_fit(spark):
         ("0.1234567890123456789012345678", "0.1234567890123456789012345678", None),
         ("1e-07", "1E-7", None),
         ("123456789012345678901234567890123456789", None, "x: number 123456789012345678901234567890123456789 "
-         "does not fit DynamoDB (at most 38 significant digits)"),
+         "has 39 significant digits; DynamoDB holds at most 38"),
         ("NaN", None, "x: value NaN is not a number"),
     ]
     df = spark.createDataFrame([(t,) for t, _, _ in cases], "t string")
@@ -89,6 +90,8 @@ def test_single_table_with_embeds_chains_and_a_gsi(spark):
     orders = spark.createDataFrame(
         [(100, 1, "open"), (101, 1, "shipped"), (102, 2, "open")], "order_id long, customer_id long, status string"
     )
+    # The source database's verdict on the embed's filter, as the reader hands it over.
+    orders = orders.withColumn(filter_column("status = 'open'"), F.when(F.col("status") == "open", 1).otherwise(0))
     lines = spark.createDataFrame([(100, 1, 7, 2), (100, 2, 8, 1), (101, 1, 7, 5)],
                                   "order_id long, line_no int, product_id long, qty int")
     products = spark.createDataFrame([(7, "Tea"), (8, "Cup")], "product_id long, name string")

@@ -71,18 +71,19 @@ def _direct_columns(attributes: MappingABC) -> set[str]:
 
 
 def referenced_columns(mapping: Mapping) -> dict[str, set[str]]:
-    """Per source frame, the column names the mapping may use (a superset: filters are scanned for words)."""
+    """Per source frame, the column names the mapping uses (filters are the database's business: it
+    evaluates them where the rows are, so their columns need not be read)."""
     used: dict[str, set[str]] = {}
     for name, entity in mapping.entities.items():
         mine = used.setdefault(source_id(name, entity), set())
         for template in [*entity.key.values(), *entity.indexes.values()]:
             mine |= _words(template)
-        mine |= _words(entity.filter) | _direct_columns(entity.attributes)
+        mine |= _direct_columns(entity.attributes)
     for site in embeds(mapping):
         spec = site.spec
         used.setdefault(site.parent, set()).update(spec.join.keys())
         child = used.setdefault(spec.from_, set())
-        child |= set(spec.join.values()) | _words(spec.filter) | _direct_columns(spec.body)
+        child |= set(spec.join.values()) | _direct_columns(spec.body)
         if isinstance(spec, EmbedMany):
             child.update(t.split(" ")[0] for t in spec.order_by or ())
     return used
