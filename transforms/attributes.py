@@ -52,8 +52,11 @@ def _format(ctx: Context, column: Column, dtype: T.DataType, kind: str | None, p
             return F.lit(None).cast("string")
         return F.date_format(column, spark_date_pattern(part.format))
     width = padding_width(part.format)
-    if not isinstance(dtype, (T.ByteType, T.ShortType, T.IntegerType, T.LongType)) and kind != NUMBER_TEXT:
-        ctx.errors.append((loc, f"'{{{part.column}:{part.format}}}': zero padding needs an integer column"))
+    if not isinstance(dtype, (T.ByteType, T.ShortType, T.IntegerType, T.LongType)):
+        # A numeric column may hold a fraction, which %d would drop (12.50 -> 000012).
+        shown = "a numeric (decimal) column" if kind == NUMBER_TEXT else f"a {dtype.simpleString()} column"
+        ctx.errors.append((loc, f"'{{{part.column}:{part.format}}}': zero padding needs an integer column, "
+                                f"{part.column} is {shown}; use {{{part.column}}}, or a query casting it to an integer"))
     # format_string prints NULL as "null"; the key must stay NULL so the row is quarantined.
     return F.when(column.isNotNull(), F.format_string(f"%0{width}d", column.cast("long")))
 

@@ -20,7 +20,7 @@ from pyspark.sql import Column
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from transforms.wire import MAX_NUMBER_DIGITS
+from transforms.wire import MAX_NUMBER_DIGITS, MAX_NUMBER_EXPONENT, MIN_NUMBER_EXPONENT
 
 # Column metadata key set by the source reader: what the database said the column is.
 KIND = "carve_kind"
@@ -117,11 +117,14 @@ def number_value(text: Column, options: Options, what: str) -> Value:
     plain = plain_decimal(text)
     digits = significant_digits(plain)
     is_number = F.trim(text).rlike(NUMBER_TEXT_PATTERN)
-    # Integer digits (plain form) or the exponent bound the magnitude: DynamoDB holds 1E-130 .. 9.9E+125.
-    int_digits = F.length(F.regexp_extract(plain, r"^-?([1-9][0-9]*)", 1))
-    leading_zeros = F.length(F.regexp_extract(plain, r"^-?0\.(0*)", 1))
-    exponent = F.abs(F.coalesce(F.regexp_extract(plain, r"E([-+]?[0-9]+)$", 1).cast("int"), F.lit(0)))
-    fits = is_number & (digits <= MAX_DIGITS) & (int_digits <= 126) & (leading_zeros < 129) & (exponent <= 120)
+    # The power of ten of the first significant digit: DynamoDB holds 1E-130 .. 9.99..E+125.
+    whole = F.regexp_extract(plain, r"^-?([1-9][0-9]*)", 1)  # '' when the number is below 1
+    zeros = F.regexp_extract(plain, r"^-?0\.(0*)", 1)  # the fraction's leading zeros
+    exponent_text = F.regexp_extract(plain, r"E(-?[0-9]+)$", 1)
+    exponent = F.coalesce(F.when(F.length(exponent_text) <= 6, exponent_text.cast("int")), F.lit(0))
+    magnitude = F.when(whole != "", F.length(whole) - 1).otherwise(-F.length(zeros) - 1) + exponent
+    in_range = (digits == 0) | ((F.length(exponent_text) <= 6) & magnitude.between(MIN_NUMBER_EXPONENT, MAX_NUMBER_EXPONENT))
+    fits = is_number & (digits <= MAX_DIGITS) & in_range
     number_json = F.to_json(F.struct(plain.alias("N")))
     number_size = F.ceil(F.greatest(digits, F.lit(1)) / 2).cast("long") + 1
     if options.out_of_range_numbers == "string":
@@ -131,13 +134,12 @@ def number_value(text: Column, options: Options, what: str) -> Value:
             F.when(fits, number_size).otherwise(kept.size),
             no_problem(),
         )
-    reason = F.concat(
-        F.lit(f"{what}: "),
-        F.when(is_number, F.lit("number ")).otherwise(F.lit("value ")),
-        F.substring(text, 1, 60),
-        F.when(is_number, F.lit(f" does not fit DynamoDB (at most {MAX_DIGITS} significant digits)"))
-        .otherwise(F.lit(" is not a number")),
-    )
+    why = (F.when(~is_number, F.lit(" is not a number"))
+           .when(digits > MAX_DIGITS, F.concat(F.lit(" has "), digits.cast("string"),
+                                               F.lit(f" significant digits; DynamoDB holds at most {MAX_DIGITS}")))
+           .otherwise(F.lit(" is outside DynamoDB's range (1E-130 to 9.99E+125 in magnitude)")))
+    reason = F.concat(F.lit(f"{what}: "), F.when(is_number, F.lit("number ")).otherwise(F.lit("value ")),
+                      F.substring(text, 1, 60), why)
     return Value(F.when(fits, number_json), F.when(fits, number_size).otherwise(F.lit(0).cast("long")),
                  F.when(text.isNotNull() & ~fits, reason))
 

@@ -152,15 +152,22 @@ entities:
 
 
 def test_formats_that_do_not_fit_the_column_type_are_compile_errors(spark):
-    rows = spark.createDataFrame([("a", 1)], "name string, n long")
+    rows = spark.createDataFrame([("a", 1, "12.50")], "name string, n long, amount string")
+    rows = rows.withColumn("amount", F.col("amount").alias("amount", metadata={KIND: NUMBER_TEXT}))
     with pytest.raises(CompileError) as caught:
         build("""
 entities:
   thing:
     from: things
     key: {PK: "T#{name:08d}", SK: "{n:%Y}"}
+    attributes: {ref: "R#{amount:06d}"}
 """, {"things": rows})
     assert caught.value.errors == [
-        (("entities", "thing", "key", "PK"), "'{name:08d}': zero padding needs an integer column"),
+        (("entities", "thing", "key", "PK"), "'{name:08d}': zero padding needs an integer column, name is a string "
+                                             "column; use {name}, or a query casting it to an integer"),
         (("entities", "thing", "key", "SK"), "'{n:%Y}': a date format needs a date or timestamp column"),
+        # 12.50 would be written as 000012: a numeric column is refused, not truncated
+        (("entities", "thing", "attributes", "ref"), "'{amount:06d}': zero padding needs an integer column, amount "
+                                                     "is a numeric (decimal) column; use {amount}, or a query casting "
+                                                     "it to an integer"),
     ]

@@ -92,6 +92,12 @@ def test_numbers_fit_38_significant_digits_or_are_quarantined_with_a_reason(spar
         "1" + "0" * 45,  # one significant digit: trailing zeros are not precision
         "0." + "0" * 50 + "1",
         "1E126",  # above DynamoDB's 9.99..E+125
+        "9.9E125",
+        "1e-130",  # DynamoDB's smallest magnitude
+        "0.1E-129",
+        "1E-131",
+        "-12.5e-140",
+        "1E999999999999",
         "NaN",
         "Infinity",
         "12abc",
@@ -103,8 +109,15 @@ def test_numbers_fit_38_significant_digits_or_are_quarantined_with_a_reason(spar
     assert got["0." + d38] == ({"N": "0." + d38}, None)
     assert got["1" + "0" * 45] == ({"N": "1" + "0" * 45}, None)
     assert got["0." + "0" * 50 + "1"] == ({"N": "0." + "0" * 50 + "1"}, None)
-    assert got[d39] == (None, f"x: number {d39} does not fit DynamoDB (at most 38 significant digits)")
-    assert got["1E126"][0] is None and got["1E126"][1].startswith("x: number 1E126 does not fit DynamoDB")
+    assert got[d39] == (None, f"x: number {d39} has 39 significant digits; DynamoDB holds at most 38")
+    out_of_range = " is outside DynamoDB's range (1E-130 to 9.99E+125 in magnitude)"
+    assert got["1E126"] == (None, "x: number 1E126" + out_of_range)
+    assert got["9.9E125"] == ({"N": "9.9E125"}, None)
+    assert got["1e-130"] == ({"N": "1E-130"}, None)
+    assert got["0.1E-129"] == ({"N": "0.1E-129"}, None)
+    assert got["1E-131"] == (None, "x: number 1E-131" + out_of_range)
+    assert got["-12.5e-140"] == (None, "x: number -12.5e-140" + out_of_range)
+    assert got["1E999999999999"] == (None, "x: number 1E999999999999" + out_of_range)
     assert got["NaN"] == (None, "x: value NaN is not a number")
     assert got["Infinity"] == (None, "x: value Infinity is not a number")
     assert got["12abc"] == (None, "x: value 12abc is not a number")
@@ -338,7 +351,7 @@ def test_number_text_arrays_are_lists_of_exact_numbers(spark):
     df = with_kind(spark.createDataFrame([(["001.50", None, "1" * 39],)], "a array<string>"), "a", NUMBER_TEXT_ARRAY)
     [(_, j, _, p)] = scalar(df, "a")
     assert json.loads(j)["L"][:2] == [{"N": "1.5"}, {"NULL": True}]  # the item is quarantined; its JSON still parses
-    assert p == f"x: number {'1' * 39} does not fit DynamoDB (at most 38 significant digits)"
+    assert p == f"x: number {'1' * 39} has 39 significant digits; DynamoDB holds at most 38"
 
 
 def test_sets_deduplicate_drop_nulls_and_omit_when_empty(spark):
