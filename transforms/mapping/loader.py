@@ -12,7 +12,7 @@ from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.constructor import DuplicateKeyError
-from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from transforms.errors import MappingError, Problem
 from transforms.mapping.model import EmbedMany, Entity, Mapping
@@ -35,19 +35,48 @@ KNOWN_KEYS = sorted(
 )
 
 
-def load_mapping(path: str | Path) -> Mapping:
+# Limits that keep a hostile or mistaken file from exhausting memory or the stack: a mapping of
+# hundreds of tables is far below each.
+MAX_FILE_BYTES = 4 * 1024 * 1024
+MAX_DEPTH = 64  # nested maps and lists
+MAX_VALUES = 200_000  # values after YAML aliases are expanded ("billion laughs" stops here)
+
+
+def read_text(path: str | Path, what: str = "a mapping file") -> str:
+    """The file's text, or a MappingError that says what the file is instead."""
     path = Path(path)
+
+    def refuse(message: str) -> MappingError:
+        return MappingError([Problem(str(path), None, "", message)])
+
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
-        raise MappingError([Problem(str(path), None, "", f"cannot read the file: {exc.strerror}")]) from None
-    return load_mapping_text(text, str(path))
+        raise refuse(f"cannot read the file: {exc.strerror}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise refuse(f"the file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB; {what} is a short YAML text")
+    if data.startswith(b"\x1f\x8b"):
+        raise refuse(f"the file is gzip-compressed; decompress it (gunzip) first: {what} is YAML text")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise refuse(f"the file is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+                     f"{what} is YAML text, saved as UTF-8") from None
+    if "\x00" in text:
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise MappingError([Problem(str(path), line, "", f"the file holds a NUL character; {what} is YAML text")])
+    return text
+
+
+def load_mapping(path: str | Path) -> Mapping:
+    return load_mapping_text(read_text(path), str(path))
 
 
 def load_mapping_text(text: str, filename: str) -> Mapping:
     document = _parse_yaml(text, filename)
     try:
-        mapping = Mapping.model_validate(_plain(document))
+        mapping = Mapping.model_validate(_plain(document, filename))
     except ValidationError as exc:
         errors = _without_echoes(exc.errors())
         raise MappingError([_problem(filename, document, err) for err in errors]) from None
@@ -59,14 +88,9 @@ def load_mapping_text(text: str, filename: str) -> Mapping:
 
 def load_yaml_model(path: str | Path, model: type[BaseModel], what: str) -> Any:
     """Any other carve file (the deploy file): YAML into `model`, problems as file:line messages."""
-    path = Path(path)
+    document = _parse_yaml(read_text(path, what), str(path), what)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise MappingError([Problem(str(path), None, "", f"cannot read the file: {exc.strerror}")]) from None
-    document = _parse_yaml(text, str(path), what)
-    try:
-        return model.model_validate(_plain(document))
+        return model.model_validate(_plain(document, str(path)))
     except ValidationError as exc:
         raise MappingError([_problem(str(path), document, err) for err in _without_echoes(exc.errors())]) from None
 
@@ -76,6 +100,8 @@ def _parse_yaml(text: str, filename: str, what: str = "a mapping file") -> Comme
     yaml.allow_duplicate_keys = False
     try:
         document = yaml.load(text)
+    except RecursionError:
+        raise MappingError([Problem(filename, None, "", f"the YAML is nested too deeply; {what} nests a few levels")]) from None
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
@@ -88,19 +114,38 @@ def _parse_yaml(text: str, filename: str, what: str = "a mapping file") -> Comme
             # The parser notices late: say where the construct it was reading began.
             reason += f" ({exc.context} that starts on line {exc.context_mark.line + 1})"
         raise MappingError([Problem(filename, line, "", f"YAML syntax: {reason}; fix the file's YAML")]) from None
+    except YAMLError as exc:  # the reader's own errors (characters YAML does not allow) carry no mark
+        first = str(exc).strip().splitlines()[0]
+        raise MappingError([Problem(filename, None, "", f"not YAML text: {first}")]) from None
     if not isinstance(document, CommentedMap):
         raise MappingError([Problem(filename, 1, "", f"{what} is a YAML map starting with 'version: 1'")])
     return document
 
 
-def _plain(node: Any) -> Any:
-    if isinstance(node, dict):
-        return {str(k): _plain(v) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_plain(v) for v in node]
-    if isinstance(node, str):
-        return str(node)
-    return node
+def _plain(document: Any, filename: str) -> Any:
+    """Plain dicts and lists of the YAML document, within MAX_DEPTH and MAX_VALUES."""
+    count = 0
+
+    def refuse(message: str) -> MappingError:
+        return MappingError([Problem(filename, None, "", message)])
+
+    def plain(node: Any, depth: int) -> Any:
+        nonlocal count
+        count += 1
+        if count > MAX_VALUES:
+            raise refuse(f"the file expands to more than {MAX_VALUES:,} values (through YAML aliases?); "
+                         "a mapping file is far smaller")
+        if depth > MAX_DEPTH:
+            raise refuse(f"the YAML is nested more than {MAX_DEPTH} levels deep; a mapping nests a few levels")
+        if isinstance(node, dict):
+            return {str(k): plain(v, depth + 1) for k, v in node.items()}
+        if isinstance(node, list):
+            return [plain(v, depth + 1) for v in node]
+        if isinstance(node, str):
+            return str(node)
+        return node
+
+    return plain(document, 0)
 
 
 def line_of(document: CommentedMap, loc: Loc) -> int | None:
@@ -211,7 +256,11 @@ def check(mapping: Mapping) -> Iterator[tuple[Loc, str]]:
         yield from _check_source(entity, base)
         yield from _check_keys(entity.key, key_names, base + ("key",), "the table's key")
         for attr in entity.indexes:
-            if attr not in index_names:
+            if attr in key_names:
+                yield base + ("indexes", attr), (
+                    f"'{attr}' is the table's key, set by key.{attr}; an index keyed on it reads that value. "
+                    f"Give the index its own attribute name in target.indexes to key it differently")
+            elif attr not in index_names:
                 listed = ", ".join(index_names) or "none: declare them in target.indexes"
                 yield base + ("indexes", attr), f"'{attr}' is not a key of any index in target.indexes; index keys are: {listed}"
         for attr in entity.attributes:
@@ -257,7 +306,7 @@ def _check_ttl(mapping: Mapping, entity: Entity, base: Loc) -> Iterator[tuple[Lo
 def located(filename: str, errors: Iterable[tuple[Loc, str]]) -> MappingError:
     """Problems found later (against the source) placed on their lines in the file."""
     try:
-        document = _parse_yaml(Path(filename).read_text(encoding="utf-8"), filename)
+        document = _parse_yaml(read_text(filename), filename)
     except (OSError, MappingError):
         document = CommentedMap()
     return MappingError([Problem(filename, line_of(document, loc), format_loc(loc), msg) for loc, msg in errors])

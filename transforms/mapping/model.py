@@ -149,7 +149,8 @@ class EmbedMany(Model):
     join: dict[ColumnName, ColumnName] = Field(min_length=1)
     many: dict[AttributeName, "Attribute"] = Field(min_length=1)
     order_by: OrderBy | None = None
-    limit: int | None = Field(None, gt=0)
+    # An item holds 400 KB and each element costs bytes: no list reaches 100,000 elements.
+    limit: int | None = Field(None, gt=0, le=100_000)
     filter: str | None = None
 
     body_key: ClassVar[str] = "many"
