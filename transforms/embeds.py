@@ -13,6 +13,7 @@ from functools import reduce
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from transforms.context import Context, Loc, row_problem
 from transforms.mapping import EmbedMany, EmbedOne
@@ -28,8 +29,9 @@ def _child(ctx: Context, spec: EmbedOne | EmbedMany, loc: Loc,
     if rows is None:
         return None
     rows = ctx.filtered(rows, spec.filter, loc + ("filter",))
-    for child_col in spec.join.values():
-        ctx.column(rows, child_col, loc + ("join",), spec.from_)
+    unknown = [c for c in spec.join.values() if isinstance(ctx.column(rows, c, loc + ("join",), spec.from_)[1], T.NullType)]
+    if unknown:  # reported; the body cannot be joined on a column that is not there
+        return None
     unreadable = row_problem(rows)  # a child row that cannot be read exactly quarantines its parent
     rows, values = compile_body(ctx, rows, spec.body, loc + (spec.body_key,), spec.from_)
     value = map_value(values)

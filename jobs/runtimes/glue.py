@@ -164,6 +164,8 @@ class GlueRuntime:
         # everywhere; the codegen limit as in jobs.runtimes.local.
         self._spark.conf.set("spark.sql.session.timeZone", "UTC")
         self._spark.conf.set("spark.sql.codegen.hugeMethodLimit", "8000")
+        # Source identifiers are case-sensitive (a table may have both `name` and `Name`).
+        self._spark.conf.set("spark.sql.caseSensitive", "true")
         return self._spark
 
     def connection(self, name: str) -> Connection:

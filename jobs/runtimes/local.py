@@ -53,6 +53,8 @@ def build_local_spark(
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.session.timeZone", "UTC")
+        # Source identifiers are case-sensitive (a table may have both `name` and `Name`).
+        .config("spark.sql.caseSensitive", "true")
         .config("spark.driver.extraJavaOptions", java_opts)
         .config("spark.executor.extraJavaOptions", java_opts)
         .config("spark.driver.memory", os.environ.get("CARVE_DRIVER_MEMORY", "4g"))

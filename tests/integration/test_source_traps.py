@@ -5,6 +5,7 @@ MariaDB: each must arrive exactly, or quarantine its item with a reason naming t
   PostgreSQL's integer division), whether it is pushed down as WHERE or not;
 - PostgreSQL dates before the Gregorian reform stay as written; 'infinity' and BC dates are
   quarantined;
+- PostgreSQL columns `name` and `Name` are two columns;
 - MariaDB BIT(64) is an unsigned number, TINYINT(1) outside 0/1 is not a boolean, zero dates
   and zero days are quarantined, never shifted or dropped.
 
@@ -42,6 +43,8 @@ PG_TABLES = [
         (3, '2024-02-29', '2024-02-29 23:59:59.999999', '2024-02-29 23:59:59.999999+00'),
         (4, '0044-03-15 BC', NULL, NULL),
         (5, '2024-01-01', '-infinity', 'infinity')""",
+    'CREATE TABLE people (id integer PRIMARY KEY, name text, "Name" text)',
+    "INSERT INTO people VALUES (1, 'lower', 'Upper')",
 ]
 
 MARIADB_TABLES = [
@@ -83,6 +86,13 @@ entities:
     attributes: {ATTRS}
 """
 
+PEOPLE = """
+  people:
+    from: people
+    key: {PK: "P#{id}", SK: PEOPLE}
+    attributes: {lower: name, upper: Name}
+"""
+
 BITS = """
   bits:
     from: bits
@@ -106,7 +116,7 @@ def source(request):
         conn.close()
     if engine == "postgres":
         url, user = f"jdbc:postgresql://127.0.0.1:5432/{target.database}", "postgres"
-        attributes, extra = "{d: d, ts: ts, tz: tz}", ""
+        attributes, extra = "{d: d, ts: ts, tz: tz}", PEOPLE
     else:
         url, user = f"jdbc:mysql://127.0.0.1:3306/{target.database}", "root"
         attributes, extra = "{d: d, dt: dt}", BITS
@@ -192,3 +202,11 @@ def test_mariadb_bits_and_tinyint_booleans(source, items):
     assert bits[4].problem is None
     assert "bits.t: 2 in a TINYINT(1) column is not a boolean" in bits[2].problem
     assert "bits.t: -1 in a TINYINT(1) column is not a boolean" in bits[3].problem
+
+
+@pytest.mark.parametrize("source", ["postgres"], indirect=True)  # MariaDB's column names ignore case
+def test_columns_that_differ_only_in_case_are_two_columns(source, items):
+    person = items[("P#1", "PEOPLE")]
+    assert attributes(person) == {"PK": {"S": "P#1"}, "SK": {"S": "PEOPLE"}, "lower": {"S": "lower"},
+                                  "upper": {"S": "Upper"}}
+    assert person.problem is None

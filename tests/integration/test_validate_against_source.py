@@ -44,6 +44,22 @@ MAPPINGS = {
     from: shop.order
     key: {PK: "ORDER#{order_id}", SK: DETAILS}
 """,
+    # Line 12: an embed joined on a child column that is not there.
+    "join.yaml": HEADER + """\
+    from: shop.orders
+    key: {PK: "ORDER#{order_id}", SK: DETAILS}
+    attributes:
+      lines: {from: shop.orders, join: {order_id: no_such_column}, many: {total: total}}
+""",
+    # Line 10: a filter PostgreSQL refuses; 13: a query that does not run.
+    "sql.yaml": HEADER + """\
+    from: shop.orders
+    filter: "totl > 13"
+    key: {PK: "ORDER#{order_id}", SK: DETAILS}
+  broken:
+    query: "SELEC order_id FROM shop.orders"
+    key: {PK: "ORDER#{order_id}", SK: BROKEN}
+""",
     "good.yaml": HEADER + """\
     from: shop.orders
     key: {PK: "ORDER#{order_id:08d}", SK: "PLACED#{placed_at:%Y-%m-%d}"}
@@ -92,7 +108,7 @@ def results(source_database, tmp_path_factory) -> dict[str, Result]:
     workdir = tmp_path_factory.mktemp("validate")
     for name, text in MAPPINGS.items():
         (workdir / name).write_text(text, encoding="utf-8")
-    runs = {"invalid": ["columns.yaml", "table.yaml"], "good": ["good.yaml"]}
+    runs = {"invalid": ["columns.yaml", "table.yaml", "join.yaml", "sql.yaml"], "good": ["good.yaml"]}
     with pytest.MonkeyPatch.context() as env:
         env.setenv("CARVE_CONNECTION_VALIDATE_TEST_URL", source_database)
         env.setenv("CARVE_CONNECTION_VALIDATE_TEST_USER", "postgres")
@@ -138,6 +154,19 @@ def test_unknown_table_names_the_tables_there(results):
 def test_unknown_table_is_located_at_its_from(results):
     assert [line.split(": ")[0] for line in results["invalid"].problems("table.yaml")] == [
         "table.yaml:9 entities.order.from",
+    ]
+
+
+def test_a_join_on_an_unknown_child_column_is_reported_on_its_line(results):
+    assert results["invalid"].problems("join.yaml") == [
+        f"join.yaml:12 entities.order.attributes.lines.join: unknown column 'no_such_column' in shop.orders; {COLUMNS}",
+    ]
+
+
+def test_filters_and_queries_the_database_refuses_are_reported_in_its_words(results):
+    assert results["invalid"].problems("sql.yaml") == [
+        'sql.yaml:10 entities.order.filter: filter does not apply: ERROR: column "totl" does not exist',
+        'sql.yaml:13 entities.broken.query: the query does not run: ERROR: syntax error at or near "FROM"',
     ]
 
 
