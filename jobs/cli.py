@@ -157,7 +157,8 @@ def _budget_text(_ctx: click.Context, _param: click.Parameter, value: str | None
 def run_mapping(mapping_file: str, *, endpoint_url: str | None, region: str, write_rate: str | None,
                 report_dir: str | None, sink: str = DEFAULT_SINK, write: bool = True, connection: Any = None) -> int:
     """Run (or, with write=False, reconcile) one mapping and print its stages and summary; the exit status."""
-    from jobs.pipeline import Pipeline, RunOptions
+    from jobs.pipeline import Pipeline, RunOptions, writable_dir
+    from jobs.report import RunReport
     from jobs.runtimes import current
 
     mapping = load_mapping(mapping_file)
@@ -169,17 +170,26 @@ def run_mapping(mapping_file: str, *, endpoint_url: str | None, region: str, wri
         sink=sink,
     )
     runtime = current()
-    # Before Spark starts: a connection that cannot be resolved fails in a second, not after a minute.
-    conn = connection or runtime.connection(mapping.source.connection)
-    via = " through the Glue DynamoDB connector" if write and sink == "glue-connector" else ""
-    console.print(f"carve {'run' if write else 'reconcile'} [bold]{mapping.name}[/] -> {mapping.target.table}{via} "
-                  f"({len(mapping.entities)} entities; report in {options.report_dir})")
-    pipeline = Pipeline(runtime.spark(f"carve-{mapping.name}"), mapping, mapping_file, conn, options, console, runtime)
+    writable_dir(options.report_dir)  # first: without it, a failure would have nowhere to be reported
+    pipeline = None
     try:
+        # Before Spark starts: a connection that cannot be resolved fails in a second, not after a minute.
+        conn = connection or runtime.connection(mapping.source.connection)
+        via = " through the Glue DynamoDB connector" if write and sink == "glue-connector" else ""
+        console.print(f"carve {'run' if write else 'reconcile'} [bold]{mapping.name}[/] -> {mapping.target.table}{via} "
+                      f"({len(mapping.entities)} entities; report in {options.report_dir})")
+        pipeline = Pipeline(runtime.spark(f"carve-{mapping.name}"), mapping, mapping_file, conn, options, console,
+                            runtime)
         report = pipeline.execute(write=write)
+    except CarveError as exc:
+        if pipeline is None:  # it did not start: its report says so, as every failed run's does
+            failed = RunReport(mapping.name, mapping_file, mapping.target.table, sink, error=str(exc))
+            failed.save(options.report_dir / "report.json")
+        raise
     finally:
-        for line in pipeline.report.summary_lines():
-            console.print(line, markup=False)
+        if pipeline is not None:
+            for line in pipeline.report.summary_lines():
+                console.print(line, markup=False)
     return 0 if report.ok else 1
 
 
@@ -246,8 +256,8 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
-    except click.exceptions.Abort:
-        errors.print("aborted")
+    except click.exceptions.Abort:  # Ctrl-C: click turns KeyboardInterrupt into Abort
+        errors.print("interrupted (Ctrl-C); a run's report.json says what was written")
         return 130
     except SystemExit as exc:
         return int(exc.code or 0)

@@ -17,6 +17,8 @@ from pyspark.sql import functions as F
 from rich.console import Console
 
 from expectations.validate import ValidationReport, validate_items, validate_source
+from jobs import interrupts
+from jobs.interrupts import cancel_jobs_on_ctrl_c
 from jobs.progress import Stages
 from jobs.report import EntityCounts, RunReport
 from jobs.runtimes import Runtime, current
@@ -29,7 +31,7 @@ from jobs.sources.connections import Connection
 from jobs.sources.jdbc import full_schema_frames, read_sources, unpersist
 from jobs.storage import write_json_lines
 from jobs.verify.reconcile import ReconcileResult, expected_digests, reconcile, scan_digests
-from transforms.errors import CarveError, ValidationFailedError, WriteFailedError
+from transforms.errors import CarveError, ValidationFailedError, WriteFailedError, WriteInterrupted
 from transforms.items import CompileError, build_items
 from transforms.mapping import Mapping, located, referenced_columns
 
@@ -66,6 +68,17 @@ def budget_spec(mapping: Mapping, options: RunOptions) -> BudgetSpec | None:
     return BudgetSpec(rate.units_per_second, rate.share_of_capacity) if rate else None
 
 
+def writable_dir(path: Path) -> None:
+    """Make the report folder, or say why it cannot be: before anything starts, not after the write."""
+    probe = path / ".carve-write-test"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise CarveError(f"cannot write the report in {path}: {exc.strerror}; choose another --report-dir") from None
+
+
 def compile_check(spark: SparkSession, conn: Connection, mapping: Mapping, mapping_file: str) -> None:
     """Compile against the source schemas (no rows read): a wrong column fails here, with its line."""
     schema = full_schema_frames(spark, conn, mapping)
@@ -92,7 +105,7 @@ class Pipeline:
             runtime or current(), say=lambda line: console.print(f"  {line}", markup=False)))
         self.stages = Stages(console, spark.sparkContext)
         self.report = RunReport(mapping.name, mapping_file, mapping.target.table, options.sink)
-        options.report_dir.mkdir(parents=True, exist_ok=True)
+        writable_dir(options.report_dir)
 
     @property
     def docs_dir(self) -> Path:
@@ -102,17 +115,23 @@ class Pipeline:
         """The run; with write=False (carve reconcile) it only compares the table with the source."""
         started = time.monotonic()
         try:
-            self.compile()
-            transformed = self.transform(self.read())
-            if write:
-                self.validate(transformed.accepted)
-                self.write(transformed.accepted)
-            self.reconcile(transformed.accepted)
+            with cancel_jobs_on_ctrl_c(self.spark.sparkContext):
+                self.compile()
+                transformed = self.transform(self.read())
+                if write:
+                    self.validate(transformed.accepted)
+                    self.write(transformed.accepted)
+                self.reconcile(transformed.accepted)
             transformed.items.unpersist()
-            self.report.status = "ok" if self.report.items_lost == 0 and self.report.items_mismatched == 0 else "failed"
-        except CarveError as exc:
-            self.report.status = "failed"
-            self.report.error = str(exc)
+            lost, mismatched = self.report.items_lost, self.report.items_mismatched
+            self.report.status = "ok" if lost == 0 and mismatched == 0 else "failed"
+            if self.report.status == "failed":
+                self.report.error = (f"{lost:,} expected items are not in {self.address.table} and {mismatched:,} "
+                                     "hold other content; samples are under reconcile in this report")
+        except BaseException as exc:
+            self._record_failure(exc)
+            if interrupts.asked() and not isinstance(exc, KeyboardInterrupt):
+                raise KeyboardInterrupt from None  # the cancelled job's failure is the interrupt
             raise
         finally:
             self.report.seconds = time.monotonic() - started
@@ -120,10 +139,32 @@ class Pipeline:
             self.report.save(self.options.report_dir / "report.json")
         return self.report
 
+    def _record_failure(self, exc: BaseException) -> None:
+        """status and error in the report, whatever went wrong."""
+        report = self.report
+        if isinstance(exc, WriteInterrupted):
+            report.status = "interrupted"
+            if exc.items_acknowledged is not None:
+                report.items_written = exc.items_acknowledged
+            report.error = (f"interrupted (Ctrl-C) while writing: DynamoDB had acknowledged at least "
+                            f"{exc.items_acknowledged or 0:,} items; the writes are idempotent, run again to finish")
+        elif isinstance(exc, KeyboardInterrupt) or interrupts.asked():
+            report.status = "interrupted"
+            report.error = f"interrupted (Ctrl-C) in the {self._stage()} stage; nothing more was written"
+        elif isinstance(exc, CarveError):
+            report.status, report.error = "failed", str(exc)
+        else:  # a defect in carve or its libraries: still a report that says so
+            first = (str(exc).strip().splitlines() or [""])[0][:300]
+            report.status, report.error = "failed", f"unexpected {type(exc).__name__} in the {self._stage()} stage: {first}"
+
+    def _stage(self) -> str:
+        return self.stages.done[-1].name if self.stages.done else "first"
+
     # --- the stages, in order ----------------------------------------------------------------
 
     def compile(self) -> None:
-        with self.stages.stage("compile", "checking the mapping against the source schemas"):
+        with self.stages.stage("compile", "checking the target table and the mapping against the source schemas"):
+            self.sink.check()
             compile_check(self.spark, self.conn, self.mapping, self.mapping_file)
 
     def read(self) -> ReadResult:

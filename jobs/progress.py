@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pyspark import SparkContext
 from rich.console import Console
 
+from jobs import interrupts
+
 
 @dataclass(frozen=True)
 class StageFigures:
@@ -34,6 +36,7 @@ class Stages:
 
     @contextmanager
     def stage(self, name: str, what: str):
+        interrupts.check()  # Ctrl-C between two stages stops before the next
         stage = Stage(name)
         started = time.monotonic()
         with self.console.status(f"[bold]{name}[/]: {what}") as status:

@@ -50,3 +50,11 @@ class WriteFailedError(CarveError):
         self.failed = failed
         self.dead_letter = dead_letter
         super().__init__(f"{failed} item(s) could not be written after retries; see {dead_letter}")
+
+
+class WriteInterrupted(KeyboardInterrupt):
+    """Ctrl-C while writing, with how many items DynamoDB had acknowledged (None: unknown)."""
+
+    def __init__(self, items_acknowledged: int | None) -> None:
+        self.items_acknowledged = items_acknowledged
+        super().__init__()

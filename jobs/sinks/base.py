@@ -12,7 +12,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from jobs.runtimes import Runtime
 from jobs.sinks.pacing import BudgetSpec
-from jobs.sinks.table import TableAddress, TableSpec, dynamodb_client, ensure_table
+from jobs.sinks.table import TableAddress, TableSpec, check_table, dynamodb_client, ensure_table
 from transforms.mapping import Mapping
 
 
@@ -50,14 +50,23 @@ class Sink(Protocol):
 
     def __init__(self, context: SinkContext) -> None: ...
 
+    def check(self) -> None:
+        """Before anything is read: can the target take these items (the endpoint answers, an
+        existing table has the mapping's keys)? A SinkError that says what to do if not."""
+
     def prepare(self) -> None:
-        """Make the table ready before anything is read: create it (with its indexes) when it is missing."""
+        """Make the table ready, after validation: create it (with its indexes) when it is missing."""
 
     def describe(self) -> str:
         """What the write stage does, for its progress line (the budget it resolved, the tasks)."""
 
     def write(self, items: DataFrame, live: Callable[[str], None]) -> WriteOutcome:
         """Write the items (entity, pk, sk, item, wcu, ...); `live` takes a short progress text."""
+
+
+def check_target(context: SinkContext) -> None:
+    """The check both DynamoDB-writing sinks make: the endpoint answers and the table fits."""
+    check_table(context.address, TableSpec.of(context.mapping))
 
 
 def prepare_table(context: SinkContext) -> Any:

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 from pyspark.sql import DataFrame
 
 from jobs.aws import aws_errors
-from jobs.sinks.base import SinkContext, WriteOutcome, prepare_table
+from jobs.sinks.base import SinkContext, WriteOutcome, check_target, prepare_table
 from jobs.sinks.pacing import Budget, resolve_budget
 from jobs.sinks.rate import plot_rate, rate_series, summarize_rate
 from jobs.sinks.table import dynamodb_client
@@ -23,6 +23,9 @@ class CarveSink:
         self.context = context
         self._client: Any = None
         self._first: Budget | None = None
+
+    def check(self) -> None:
+        check_target(self.context)
 
     def prepare(self) -> None:
         self._client = prepare_table(self.context)

@@ -93,7 +93,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from jobs.sinks.base import SinkContext, WriteOutcome, prepare_table
+from jobs.sinks.base import SinkContext, WriteOutcome, check_target, prepare_table
 from jobs.sinks.writer import task_slots
 from transforms.errors import SinkError
 
@@ -486,6 +486,9 @@ class GlueConnectorSink:
     def __init__(self, context: SinkContext) -> None:
         self.context = context
         self._plan: ConnectorPlan | None = None
+
+    def check(self) -> None:
+        check_target(self.context)
 
     def prepare(self) -> None:
         client = prepare_table(self.context)

@@ -250,6 +250,7 @@ class Coordinator:
         self._lock = threading.Lock()
         self._states: dict[int, _TaskState] = {}
         self._consumed: dict[int, float] = {}  # epoch second -> WCU the tasks reported, for the live line
+        self.items_acknowledged = 0  # items the tasks reported written (a lower bound while they run)
         self.current = self.budget()
         self.budget_timeline.append((time.time(), self.current.units_per_second))
         self._server: ThreadingHTTPServer | None = None
@@ -263,8 +264,9 @@ class Coordinator:
     def share(self) -> float:
         return self.current.units_per_second / self.running_at_once()
 
-    def heartbeat(self, task: int, attempt: int, done: bool, wcu: float = 0.0) -> float:
+    def heartbeat(self, task: int, attempt: int, done: bool, wcu: float = 0.0, items: int = 0) -> float:
         with self._lock:
+            self.items_acknowledged += items
             if wcu:
                 second = int(time.time())
                 self._consumed[second] = self._consumed.get(second, 0.0) + wcu
@@ -290,7 +292,7 @@ class Coordinator:
                     self.send_error(403)
                     return
                 share = coordinator.heartbeat(int(body["task"]), int(body.get("attempt", 0)), bool(body.get("done")),
-                                              float(body.get("wcu", 0.0)))
+                                              float(body.get("wcu", 0.0)), int(body.get("items", 0)))
                 answer = json.dumps({"share": share}).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
@@ -359,9 +361,10 @@ class Link:
     token: str
     share: float  # the share until the first answer
 
-    def ask(self, task: int, attempt: int, done: bool = False, wcu: float = 0.0) -> float:
-        """This task's share; `wcu` is what it consumed since it last asked (for the live rate)."""
-        body = json.dumps({"token": self.token, "task": task, "attempt": attempt, "done": done, "wcu": wcu}).encode()
+    def ask(self, task: int, attempt: int, done: bool = False, wcu: float = 0.0, items: int = 0) -> float:
+        """This task's share; `wcu` and `items` are what it consumed and wrote since it last asked."""
+        body = json.dumps({"token": self.token, "task": task, "attempt": attempt, "done": done, "wcu": wcu,
+                           "items": items}).encode()
         request = urllib.request.Request(self.url, body, {"Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(request, timeout=2) as answer:
@@ -379,5 +382,5 @@ class StaticShare:
 
     share: float
 
-    def ask(self, task: int, attempt: int, done: bool = False, wcu: float = 0.0) -> float:
+    def ask(self, task: int, attempt: int, done: bool = False, wcu: float = 0.0, items: int = 0) -> float:
         return self.share

@@ -49,13 +49,64 @@ class TableSpec:
         return list(dict.fromkeys(n for n in names if n))
 
 
-def dynamodb_client(address: TableAddress) -> Any:
-    """A low-level boto3 DynamoDB client for table management on the driver (standard retries)."""
+def dynamodb_client(address: TableAddress, patient: bool = True) -> Any:
+    """A low-level boto3 DynamoDB client for table management on the driver (standard retries);
+    not patient: two attempts with short timeouts, for the first look at the endpoint."""
     import boto3
     from botocore.config import Config
 
-    config = Config(region_name=address.region, retries={"mode": "standard"}, connect_timeout=5, read_timeout=30)
+    if patient:
+        config = Config(region_name=address.region, retries={"mode": "standard"}, connect_timeout=5, read_timeout=30)
+    else:
+        config = Config(region_name=address.region, retries={"mode": "standard", "max_attempts": 2},
+                        connect_timeout=3, read_timeout=10)
     return boto3.session.Session().client("dynamodb", endpoint_url=address.endpoint_url, config=config)
+
+
+def _shown(key_schema: list[dict[str, str]], types: dict[str, str]) -> str:
+    return ", ".join(f"{k['AttributeName']} {k['KeyType']} {types.get(k['AttributeName'], '?')}" for k in key_schema)
+
+
+def fit_problems(table: dict[str, Any], spec: TableSpec) -> list[str]:
+    """How an existing table's keys differ from what the mapping writes (every key a string)."""
+    types = {a["AttributeName"]: a["AttributeType"] for a in table.get("AttributeDefinitions", [])}
+    wanted_types = {n: "S" for n in spec.key_attributes()}
+    problems = []
+    wanted = _key_schema(spec.partition_key, spec.sort_key)
+    have = table.get("KeySchema", [])
+    if _shown(have, types) != _shown(wanted, wanted_types):
+        problems.append(f"its key is ({_shown(have, types)}) but the mapping writes ({_shown(wanted, wanted_types)})")
+    indexes = {ix["IndexName"]: ix for ix in table.get("GlobalSecondaryIndexes", [])}
+    for index in spec.indexes:
+        wanted = _key_schema(index.partition_key, index.sort_key)
+        if index.name not in indexes:
+            problems.append(f"it has no index {index.name}, which the mapping declares ({_shown(wanted, wanted_types)})")
+        elif _shown(indexes[index.name]["KeySchema"], types) != _shown(wanted, wanted_types):
+            problems.append(f"its index {index.name} is keyed ({_shown(indexes[index.name]['KeySchema'], types)}) "
+                            f"but the mapping declares ({_shown(wanted, wanted_types)})")
+    return problems
+
+
+def check_table(address: TableAddress, spec: TableSpec) -> dict[str, Any] | None:
+    """Before anything is read: the endpoint answers, and a table already there fits the mapping.
+
+    Returns the table's description (None when it does not exist yet); raises SinkError in
+    seconds when the endpoint cannot be reached or the existing table has other keys.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    where = address.endpoint_url or f"AWS ({address.region})"
+    try:
+        table = describe(dynamodb_client(address, patient=False), spec.name)
+    except ClientError as exc:
+        raise SinkError(f"DynamoDB at {where} refused DescribeTable {spec.name}: {error_code(exc)}") from None
+    except BotoCoreError as exc:
+        raise SinkError(f"cannot reach DynamoDB at {where} ({error_code(exc)}); check --endpoint-url, "
+                        "the network and the credentials. Nothing was read") from None
+    if table is not None and (problems := fit_problems(table, spec)):
+        raise SinkError(f"table {spec.name} already exists at {where} and does not fit the mapping: "
+                        f"{'; '.join(problems)}. Write to another target.table, or delete the table. Nothing was read")
+    return table
 
 
 def _key_schema(partition_key: str, sort_key: str | None) -> list[dict[str, str]]:

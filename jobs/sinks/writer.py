@@ -25,10 +25,11 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
+from jobs import interrupts
 from jobs.sinks.pacing import HEARTBEAT_SECONDS, Budget, Coordinator, Pace
 from jobs.sinks.table import TableAddress
 from jobs.sinks.transport import Answer, HttpTransport, TransportError
-from transforms.errors import SinkError
+from transforms.errors import SinkError, WriteInterrupted
 from transforms.wire import MAX_BATCH_WRITE_REQUESTS, item_digest
 
 BATCH_SECONDS = 0.05  # a batch holds at most this much of its task's pace in write units
@@ -206,6 +207,7 @@ class _Writer:
         self.calls = 0
         self.timeline: dict[int, float] = {}
         self._unreported = 0.0  # WCU consumed since the coordinator last heard from this task
+        self._reported_items = 0  # of self.written, what the coordinator has heard of
 
     def stats(self) -> TaskStats:
         timeline = json.dumps({str(k): round(v, 3) for k, v in sorted(self.timeline.items())})
@@ -219,7 +221,11 @@ class _Writer:
 
     def finish(self) -> None:
         if self._share is not None:
-            self._share.ask(*self._task, done=True, wcu=self._unreported)
+            self._share.ask(*self._task, done=True, wcu=self._unreported, items=self._new_items())
+
+    def _new_items(self) -> int:
+        new, self._reported_items = self.written - self._reported_items, self.written
+        return new
 
     def write(self, batch: list[PendingItem]) -> Iterator[FailedItem]:
         """Send the batch until every item is written or the attempts run out; yields what failed."""
@@ -253,7 +259,7 @@ class _Writer:
         now = self._clock()
         if now - self._asked >= HEARTBEAT_SECONDS:
             self._asked = now
-            self.pace.set_share(self._share.ask(*self._task, wcu=self._unreported))
+            self.pace.set_share(self._share.ask(*self._task, wcu=self._unreported, items=self._new_items()))
             self._unreported = 0.0
         self.pace.acquire(units, self._sleep)
 
@@ -399,6 +405,10 @@ def write_items(
         outcomes = rows.rdd.mapPartitions(write).persist(StorageLevel.MEMORY_AND_DISK)
         outcomes.localCheckpoint()
         stats = [TaskStats(*o) for o in outcomes.filter(lambda o: o[0] == STATS).collect()]
+    except (KeyboardInterrupt, Exception):
+        if interrupts.asked():  # the job failed because Ctrl-C cancelled it
+            raise WriteInterrupted(coordinator.items_acknowledged if coordinator else None) from None
+        raise
     finally:
         if coordinator is not None:
             coordinator.stop()

@@ -312,14 +312,26 @@ def test_type_trap_items_are_refused_or_arrive_unchanged_through_the_modelled_co
 
 
 def test_items_dynamodb_refuses_reach_the_dead_letter_on_s3(aws, spark):
-    # A table whose partition key is a number: DynamoDB refuses every item (ValidationException),
-    # so every item ends in the dead letter, which is written on the driver and uploaded.
+    # The mapping's own keys and index, plus an index of the table's owner keyed on `type` as a
+    # number: every demo item carries `type` as a string, so DynamoDB refuses every item
+    # (ValidationException) and every item ends in the dead letter, written on the driver and
+    # uploaded. (A table with other keys than the mapping's is refused before reading.)
     table = f"CarveDeadLetter-{uuid.uuid4().hex[:8]}"
     mapping = demo_mapping_on_s3(aws, table)
+
+    def key(partition: str, sort: str) -> list[dict]:
+        return [{"AttributeName": partition, "KeyType": "HASH"}, {"AttributeName": sort, "KeyType": "RANGE"}]
+
     aws["dynamodb"].create_table(
         TableName=table, BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[{"AttributeName": "PK", "AttributeType": "N"}, {"AttributeName": "SK", "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": "PK", "KeyType": "HASH"}, {"AttributeName": "SK", "KeyType": "RANGE"}])
+        AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in ("PK", "SK", "GSI1PK", "GSI1SK")]
+        + [{"AttributeName": "type", "AttributeType": "N"}],
+        KeySchema=key("PK", "SK"),
+        GlobalSecondaryIndexes=[
+            {"IndexName": "GSI1", "KeySchema": key("GSI1PK", "GSI1SK"), "Projection": {"ProjectionType": "ALL"}},
+            {"IndexName": "ByType", "KeySchema": [{"AttributeName": "type", "KeyType": "HASH"}],
+             "Projection": {"ProjectionType": "ALL"}},
+        ])
     argv = ["glue_job.py", "--JOB_NAME", "carve-demo", "--carve_mapping", mapping, "--carve_source_secret", aws["secret"],
             "--carve_report_prefix", f"s3://{aws['bucket']}/dead/", "--carve_endpoint_url", aws["endpoint"]]
     job = FakeGlueJob()
