@@ -69,13 +69,15 @@ def compile_attributes(
 ) -> tuple[DataFrame, list[tuple[str, Value]]]:
     """Each attribute's Value, computed once as a column of the returned frame (embeds join onto it)."""
     values: list[tuple[str, Value]] = []
+    lets = Lets(ctx)
     for name, spec in attributes.items():
         here = loc + (name,)
         what = ".".join(str(p) for p in here[1:])  # e.g. customer.attributes.email
         if isinstance(spec, ColumnAttr):
             column, dtype, kind = ctx.column(df, spec.column, here, where)
             try:
-                values.append((name, scalar_value(column, dtype, kind, spec.as_, ctx.options_for(spec.nulls), what)))
+                values.append((name, scalar_value(column, dtype, kind, spec.as_, ctx.options_for(spec.nulls), what,
+                                                  lets.bind)))
             except TypeError as exc:
                 ctx.errors.append((here, str(exc).split(": ", 1)[-1]))
         elif isinstance(spec, TemplateAttr):
@@ -92,7 +94,28 @@ def compile_attributes(
         elif isinstance(spec, EmbedMany):
             df, value = embed_many(ctx, df, spec, here, where, compile_attributes)
             values.append((name, value))
-    return materialize(ctx, df, values)
+    return materialize(ctx, lets.apply(df), values)
+
+
+class Lets:
+    """The intermediates the values of one set of attributes share (values.Bind), as columns."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.layers: list[dict[str, Column]] = []
+
+    def bind(self, expression: Column, layer: int) -> Column:
+        while len(self.layers) <= layer:
+            self.layers.append({})
+        name = self.ctx.fresh("let")
+        self.layers[layer][name] = expression
+        return F.col(name)
+
+    def apply(self, df: DataFrame) -> DataFrame:
+        """One projection per layer; Spark keeps each, as their columns are read more than once."""
+        for layer in self.layers:
+            df = df.withColumns(layer)
+        return df
 
 
 def materialize(ctx: Context, df: DataFrame, values: list[tuple[str, Value]]) -> tuple[DataFrame, list[tuple[str, Value]]]:

@@ -41,6 +41,18 @@ class Value:
     problem: Column
 
 
+# Computes an intermediate once: (expression, layer) -> a reference to it. The attribute compiler
+# (transforms.attributes.Lets) makes each a column of the rows, layer by layer (a layer may use
+# the ones before), so that an expression a value uses several times (a number's normalized
+# text, a JSON document's tagged tokens) is evaluated once per row instead of once per use.
+# Inside array lambdas there are no rows to add columns to: `inline` leaves the expression be.
+Bind = Callable[[Column, int], Column]
+
+
+def inline(expression: Column, _layer: int) -> Column:
+    return expression
+
+
 @dataclass(frozen=True)
 class Options:
     """What the mapping decided for values: the null policy and numbers that do not fit."""
@@ -112,20 +124,20 @@ def significant_digits(plain: Column) -> Column:
 NUMBER_TEXT_PATTERN = r"^[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?$"
 
 
-def number_value(text: Column, options: Options, what: str) -> Value:
+def number_value(text: Column, options: Options, what: str, bind: Bind = inline) -> Value:
     """Decimal text -> N, exactly; what does not fit is quarantined or kept as S, by policy."""
-    plain = plain_decimal(text)
-    digits = significant_digits(plain)
-    is_number = F.trim(text).rlike(NUMBER_TEXT_PATTERN)
+    plain = bind(plain_decimal(text), 0)
+    is_number = bind(F.trim(text).rlike(NUMBER_TEXT_PATTERN), 0)
+    digits = bind(significant_digits(plain), 1)
     # The power of ten of the first significant digit: DynamoDB holds 1E-130 .. 9.99..E+125.
-    whole = F.regexp_extract(plain, r"^-?([1-9][0-9]*)", 1)  # '' when the number is below 1
-    zeros = F.regexp_extract(plain, r"^-?0\.(0*)", 1)  # the fraction's leading zeros
-    exponent_text = F.regexp_extract(plain, r"E(-?[0-9]+)$", 1)
+    whole = bind(F.length(F.regexp_extract(plain, r"^-?([1-9][0-9]*)", 1)), 1)  # 0 when below 1
+    zeros = bind(F.length(F.regexp_extract(plain, r"^-?0\.(0*)", 1)), 1)  # the fraction's leading zeros
+    exponent_text = bind(F.regexp_extract(plain, r"E(-?[0-9]+)$", 1), 1)
     exponent = F.coalesce(F.when(F.length(exponent_text) <= 6, exponent_text.cast("int")), F.lit(0))
-    magnitude = F.when(whole != "", F.length(whole) - 1).otherwise(-F.length(zeros) - 1) + exponent
+    magnitude = F.when(whole > 0, whole - 1).otherwise(-zeros - 1) + exponent
     in_range = (digits == 0) | ((F.length(exponent_text) <= 6) & magnitude.between(MIN_NUMBER_EXPONENT, MAX_NUMBER_EXPONENT))
     fits = is_number & (digits <= MAX_DIGITS) & in_range
-    number_json = F.to_json(F.struct(plain.alias("N")))
+    number_json = F.concat(F.lit('{"N":"'), plain, F.lit('"}'))  # digits, '-', '.', 'E' only: nothing to escape
     number_size = F.ceil(F.greatest(digits, F.lit(1)) / 2).cast("long") + 1
     if options.out_of_range_numbers == "string":
         kept = string_value(text)
@@ -209,7 +221,7 @@ def _count(tagged: Column, kind: int) -> Column:
     return F.length(marked) - F.length(F.regexp_replace(marked, "\x1b", ""))
 
 
-def json_value(text: Column, what: str) -> Value:
+def json_value(text: Column, what: str, bind: Bind = inline) -> Value:
     """A JSON document (text) rewritten into DynamoDB's typed JSON with a few regex passes.
 
     Pass one tags every token by its kind (a key, a string, a number, ...) without touching
@@ -220,18 +232,18 @@ def json_value(text: Column, what: str) -> Value:
     The size is an upper bound (escapes and number digits are counted generously), which is
     the safe side for the 400 KB check.
     """
-    tagged = F.regexp_replace(text, JSON_TOKEN_GROUPS, TAGGED)
+    tagged = bind(F.regexp_replace(text, JSON_TOKEN_GROUPS, TAGGED), 0)  # read by every count below
     json = tagged
     for kind, replacement in enumerate(REWRITES, start=1):
         json = F.regexp_replace(json, _tagged_token(kind), replacement)
-    strings = F.regexp_replace(text, r'"((?:[^"\\]|\\.)*)"|[^"]+', "$1")  # the contents of all strings
+    strings = bind(F.regexp_replace(text, r'"((?:[^"\\]|\\.)*)"|[^"]+', "$1"), 0)  # the contents of all strings
     string_bytes = F.octet_length(F.regexp_replace(strings, r"\\(.)", "$1"))
     digits = F.length(F.regexp_replace(text, "[^0-9]", "")) - F.length(F.regexp_replace(strings, "[^0-9]", ""))
     n_strings, n_numbers, n_bools, n_nulls, n_maps, n_lists = (_count(tagged, k) for k in (2, 3, 4, 5, 6, 7))
     values = n_strings + n_numbers + n_bools + n_nulls + n_maps + n_lists
     size = string_bytes + F.ceil(digits / 2 + n_numbers * 1.5) + n_bools + n_nulls + 3 * (n_maps + n_lists) + values - 1
     leftover = F.regexp_replace(text, JSON_TOKEN_GROUPS + r"|,|[ \t\n\r]", "")
-    skeleton = F.regexp_replace(text, r'"(?:[^"\\]|\\.)*"', '""')  # structure only: no string can fool it
+    skeleton = bind(F.regexp_replace(text, r'"(?:[^"\\]|\\.)*"', '""'), 0)  # structure only: no string can fool it
     misplaced_comma = skeleton.rlike(r",\s*[,\]}]|[\[{]\s*,|^\s*,|,\s*$")
     missing_comma = skeleton.rlike(r'["\w}\]]\s+["\w{\[-]|["\w}\]][{\[]')
 
@@ -320,6 +332,7 @@ class Cell:
     kind: str | None
     options: Options
     what: str
+    bind: Bind = inline
 
     def array_type(self, conversion: str) -> T.ArrayType:
         if not isinstance(self.dtype, T.ArrayType):
@@ -338,7 +351,7 @@ def _to_number(cell: Cell) -> Value:
     if isinstance(cell.dtype, INTEGRAL):
         return integer_value(cell.column)
     text = cell.column if isinstance(cell.dtype, T.StringType) else as_text(cell.column, cell.dtype, cell.kind)
-    return number_value(text, cell.options, cell.what)
+    return number_value(text, cell.options, cell.what, cell.bind)
 
 
 def _to_bool(cell: Cell) -> Value:
@@ -357,11 +370,11 @@ def _to_iso8601(cell: Cell) -> Value:
 
 
 def _to_epoch_seconds(cell: Cell) -> Value:
-    return number_value(epoch_seconds(cell.column, cell.dtype), cell.options, cell.what)
+    return number_value(epoch_seconds(cell.column, cell.dtype), cell.options, cell.what, cell.bind)
 
 
 def _to_json(cell: Cell) -> Value:
-    return json_value(cell.column.cast("string"), cell.what)
+    return json_value(cell.column.cast("string"), cell.what, cell.bind)
 
 
 def _to_list(cell: Cell) -> Value:
@@ -392,10 +405,11 @@ CONVERSIONS: dict[str, Conversion] = {
 
 
 def scalar_value(
-    column: Column, dtype: T.DataType, kind: str | None, conversion: str | None, options: Options, what: str
+    column: Column, dtype: T.DataType, kind: str | None, conversion: str | None, options: Options, what: str,
+    bind: Bind = inline,
 ) -> Value:
     """The DynamoDB value of a column, by its explicit conversion or by the type table."""
-    value = CONVERSIONS[conversion or default_conversion(dtype, kind)](Cell(column, dtype, kind, options, what))
+    value = CONVERSIONS[conversion or default_conversion(dtype, kind)](Cell(column, dtype, kind, options, what, bind))
     return when_present(column, value, options)
 
 
