@@ -92,7 +92,14 @@ def embed_many(ctx: Context, df: DataFrame, spec: EmbedMany, loc: Loc, where: st
     agg = rows.select(*[rows[c].alias(k) for c, k in zip(child_keys, keys, strict=True)], element.alias("e")).groupBy(*keys).agg(
         F.collect_list("e").alias(arr)
     )
-    ordered = F.array_sort(F.col(arr), _comparator(terms))
+    directions = {descending for _, _, descending in terms}
+    if len(directions) <= 1:
+        # One direction: sort_array compares the structs field by field (the order terms, then the
+        # element's JSON for a deterministic order of ties), NULLs first ascending and last
+        # descending, in generated code; a comparator lambda runs interpreted.
+        ordered = F.sort_array(F.col(arr), asc=not directions.pop() if directions else True)
+    else:
+        ordered = F.array_sort(F.col(arr), _comparator(terms))
     if spec.limit:
         ordered = F.slice(ordered, 1, spec.limit)
     df = _join(ctx, df, agg, spec, keys, loc, where)
