@@ -5,6 +5,7 @@
 #   make test         ruff (lint and the layers' import rules), then pytest; make test PYTEST_ARGS='-m integration -x'
 #   make lint         ruff only
 #   make bench        scripts/benchmark.py against dynalite; BENCH_ARGS='...'
+#   make bench-transform  scripts/bench_transform.py: carve's transform against a hand-written job, same items; BENCH_ARGS='--scale 15'
 #   make bench-writes scripts/bench_writes.py PART=cpu|rate|hotkeys|faults (starts its own dynalite and proxy)
 #   make stack-up     keep a dynalite on 127.0.0.1:8000 for exploring (pid in .run/)
 #   make stack-down   stop it
@@ -19,7 +20,7 @@ PYTEST_ARGS ?=
 BENCH_ARGS ?=
 STACK_PORT := 8000
 
-.PHONY: help setup demo lint test bench bench-writes stack-up stack-down clean distclean
+.PHONY: help setup demo lint test bench bench-transform bench-writes stack-up stack-down clean distclean
 
 help:
 	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
@@ -38,6 +39,9 @@ test: lint
 
 bench: setup
 	scripts/with-dynalite $(VENV)/bin/python scripts/benchmark.py $(BENCH_ARGS)
+
+bench-transform: setup
+	$(VENV)/bin/python scripts/bench_transform.py $(BENCH_ARGS)
 
 # The writer's benchmarks (rate fidelity, client CPU, hot keys, faults); PART=cpu|rate|hotkeys|faults
 bench-writes: setup

@@ -208,49 +208,61 @@ TAGS = [chr(0x11 + i) for i in range(10)]
 TAGGED = "".join(f"{TAGS[i]}${i + 1}" for i in range(9)) + TAGS[9]
 REWRITES = ("$1:", '{"S":$1}', '{"N":"$1"}', '{"BOOL":$1}', NULL_JSON, '{"M":{', '{"L":[', "}}", "]}")
 UNTAGGED = "[^\x11-\x1a]"
+TAG_CLASS = "[\x11-\x1a]"
+VARIABLE_KINDS = (1, 2, 3)  # keys, strings, numbers: rewritten by regex; the rest are fixed words
+LITERALS = {4: ("true", "false"), 5: ("null",), 6: ("{",), 7: ("[",), 8: ("}",), 9: ("]",)}
 
 
-def _tagged_token(kind: int, capture: bool = True) -> str:
+def _tagged_token(kind: int) -> str:
     """The regex of a kind-k token (1-based) in the tagged text: tags before, content, tags after."""
-    content = f"({UNTAGGED}+)" if capture else f"{UNTAGGED}+"
-    return "".join(TAGS[:kind]) + content + "".join(TAGS[kind:])
+    return "".join(TAGS[:kind]) + f"({UNTAGGED}+)" + "".join(TAGS[kind:])
 
 
-def _count(tagged: Column, kind: int) -> Column:
-    marked = F.regexp_replace(tagged, _tagged_token(kind, capture=False), "\x1b")
-    return F.length(marked) - F.length(F.regexp_replace(marked, "\x1b", ""))
+def _tagged_literal(kind: int, word: str) -> str:
+    """A kind-k token holding `word`, as the tagging pass wrote it."""
+    return "".join(TAGS[:kind]) + word + "".join(TAGS[kind:])
+
+
+def _occurrences(text: Column, chars: str) -> Column:
+    """How many of `chars` the text holds (translate: no regex)."""
+    return F.length(text) - F.length(F.translate(text, chars, ""))
 
 
 def json_value(text: Column, what: str, bind: Bind = inline) -> Value:
     """A JSON document (text) rewritten into DynamoDB's typed JSON with a few regex passes.
 
     Pass one tags every token by its kind (a key, a string, a number, ...) without touching
-    string contents; one pass per kind then rewrites it: '{' -> '{"M":{', a string value ->
-    {"S":...}, a number -> {"N":"..."} (its text, never a float), null -> NULL. No lambdas: a
-    per-token Spark lambda runs interpreted and cost milliseconds per document.
+    string contents; then a string value -> {"S":...} and a number -> {"N":"..."} (its text,
+    never a float) by regex, '{' -> '{"M":{', null -> NULL and the other fixed words by plain
+    replacement. The counts the size needs come from one more pass and character counts. No
+    lambdas: a per-token Spark lambda runs interpreted and cost milliseconds per document.
 
     The size is an upper bound (escapes and number digits are counted generously), which is
     the safe side for the 400 KB check.
     """
-    tagged = bind(F.regexp_replace(text, JSON_TOKEN_GROUPS, TAGGED), 0)  # read by every count below
+    tagged = bind(F.regexp_replace(text, JSON_TOKEN_GROUPS, TAGGED), 0)  # read by the rewrites and the counts
     json = tagged
     for kind, replacement in enumerate(REWRITES, start=1):
-        json = F.regexp_replace(json, _tagged_token(kind), replacement)
-    strings = bind(F.regexp_replace(text, r'"((?:[^"\\]|\\.)*)"|[^"]+', "$1"), 0)  # the contents of all strings
-    string_bytes = F.octet_length(F.regexp_replace(strings, r"\\(.)", "$1"))
-    digits = F.length(F.regexp_replace(text, "[^0-9]", "")) - F.length(F.regexp_replace(strings, "[^0-9]", ""))
-    n_strings, n_numbers, n_bools, n_nulls, n_maps, n_lists = (_count(tagged, k) for k in (2, 3, 4, 5, 6, 7))
+        if kind in VARIABLE_KINDS:
+            json = F.regexp_replace(json, _tagged_token(kind), replacement)
+            continue
+        for literal in LITERALS[kind]:  # true, false, null, brackets: plain text replacement, no regex
+            json = F.replace(json, F.lit(_tagged_literal(kind, literal)), F.lit(replacement.replace("$1", literal)))
+    # The contents of all strings, for their bytes (escapes counted as written: an upper bound).
+    strings = bind(F.regexp_replace(text, r'"((?:[^"\\]|\\.)*)"|[^"]+', "$1"), 0)
+    string_bytes = F.octet_length(strings)
+    digits = _occurrences(text, "0123456789") - _occurrences(strings, "0123456789")
+    # The tag right before each token's content says its kind; every other character goes.
+    kinds = bind(F.regexp_replace(tagged, f"{TAG_CLASS}(?!{UNTAGGED})|{UNTAGGED}", ""), 1)
+    n_strings, n_numbers, n_bools, n_nulls, n_maps, n_lists = (_occurrences(kinds, TAGS[k - 1]) for k in (2, 3, 4, 5, 6, 7))
     values = n_strings + n_numbers + n_bools + n_nulls + n_maps + n_lists
     size = string_bytes + F.ceil(digits / 2 + n_numbers * 1.5) + n_bools + n_nulls + 3 * (n_maps + n_lists) + values - 1
     leftover = F.regexp_replace(text, JSON_TOKEN_GROUPS + r"|,|[ \t\n\r]", "")
     skeleton = bind(F.regexp_replace(text, r'"(?:[^"\\]|\\.)*"', '""'), 0)  # structure only: no string can fool it
     misplaced_comma = skeleton.rlike(r",\s*[,\]}]|[\[{]\s*,|^\s*,|,\s*$")
     missing_comma = skeleton.rlike(r'["\w}\]]\s+["\w{\[-]|["\w}\]][{\[]')
-
-    def count(pattern: str) -> Column:
-        return F.length(F.regexp_replace(skeleton, pattern, ""))
-
-    unbalanced = (count("[^{]") != count("[^}]")) | (count(r"[^\[]") != count(r"[^\]]"))
+    unbalanced = ((_occurrences(skeleton, "{") != _occurrences(skeleton, "}"))
+                  | (_occurrences(skeleton, "[") != _occurrences(skeleton, "]")))
     too_long = tagged.rlike(TAGS[2] + r"-?[0.]*[1-9](?:\.?[0-9]){37,}?\.?[1-9]")
     problem = (
         F.when(text.rlike("[\\x00-\\x1f&&[^\\t\\n\\r]]"), F.lit(f"{what}: control characters in JSON text"))
