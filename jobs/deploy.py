@@ -26,6 +26,7 @@ from botocore.exceptions import ClientError
 from pydantic import Field, field_validator
 
 from jobs.aws import aws_errors, error_code
+from jobs.runtimes.jvm import ensure_jar
 from jobs.sinks.pacing import BudgetSpec
 from transforms.errors import CarveError
 from transforms.mapping import Mapping, Model, load_mapping, load_yaml_model
@@ -150,10 +151,11 @@ class Clients:
         return cls(make("s3"), make("glue"), make("iam"), make("sts"), make("secretsmanager"))
 
 
-def job_arguments(deploy: DeployFile, mapping_uri: str, wheel_uri: str) -> dict[str, str]:
+def job_arguments(deploy: DeployFile, mapping_uri: str, wheel_uri: str, jar_uri: str) -> dict[str, str]:
     """The DefaultArguments of a carve Glue job (the contract jobs/glue.py reads)."""
     args = {
         "--additional-python-modules": f"{pinned('great-expectations')},{wheel_uri}",
+        "--extra-jars": jar_uri,  # carve's Java functions (transforms/jvm)
         "--job-bookmark-option": "job-bookmark-disable",
         "--enable-metrics": "true",
         "--enable-continuous-cloudwatch-log": "true",
@@ -258,6 +260,10 @@ def _deploy(deploy_file: Path, endpoint_url: str | None, dry_run: bool, apply_po
         wheel = wheel or build_wheel(Path(tmp))
         wheel_key = f"{spec.prefix}wheels/{wheel.name}"
         plan.steps.append(_s3_step(clients, spec.bucket, wheel_key, wheel.read_bytes(), wheel_hash(wheel), apply))
+    jar = ensure_jar()
+    jar_key = f"{spec.prefix}jars/{jar.name}"  # the name holds the digest of its sources
+    jar_bytes = jar.read_bytes()
+    plan.steps.append(_s3_step(clients, spec.bucket, jar_key, jar_bytes, hashlib.sha256(jar_bytes).hexdigest(), apply))
     script = JOB_SCRIPT.read_bytes()
     script_key = f"{spec.prefix}scripts/{JOB_SCRIPT.name}"
     plan.steps.append(_s3_step(clients, spec.bucket, script_key, script, hashlib.sha256(script).hexdigest(), apply))
@@ -266,7 +272,8 @@ def _deploy(deploy_file: Path, endpoint_url: str | None, dry_run: bool, apply_po
         body = path.read_bytes()
         key = f"{spec.prefix}mappings/{path.name}"
         plan.steps.append(_s3_step(clients, spec.bucket, key, body, hashlib.sha256(body).hexdigest(), apply))
-        arguments = job_arguments(spec, f"s3://{spec.bucket}/{key}", f"s3://{spec.bucket}/{wheel_key}")
+        arguments = job_arguments(spec, f"s3://{spec.bucket}/{key}", f"s3://{spec.bucket}/{wheel_key}",
+                                  f"s3://{spec.bucket}/{jar_key}")
         definition = job_definition(spec, role_arn, f"s3://{spec.bucket}/{script_key}", arguments)
         plan.steps.append(_job_step(clients, spec, account, f"{spec.job_name_prefix}{mapping.name}", definition, apply))
         plan.run_commands.append(f"aws glue start-job-run --region {spec.region} --job-name {spec.job_name_prefix}{mapping.name}")
@@ -359,7 +366,7 @@ def job_policy(spec: DeployFile, account: str, mappings: list[Mapping], secret_a
                     "dynamodb:Scan"],
          "Resource": table_arns + [f"{arn}/index/*" for arn in table_arns]},
         {"Sid": "ReadArtifacts", "Effect": "Allow", "Action": ["s3:GetObject"],
-         "Resource": [f"arn:aws:s3:::{spec.bucket}/{spec.prefix}{part}/*" for part in ("wheels", "scripts", "mappings")]},
+         "Resource": [f"arn:aws:s3:::{spec.bucket}/{spec.prefix}{part}/*" for part in ("wheels", "jars", "scripts", "mappings")]},
         {"Sid": "WriteReports", "Effect": "Allow", "Action": ["s3:PutObject", "s3:GetObject"],
          "Resource": [f"arn:aws:s3:::{spec.bucket}/{spec.prefix}reports/*"]},
         {"Sid": "ListDeployPrefix", "Effect": "Allow", "Action": ["s3:ListBucket"],

@@ -57,8 +57,14 @@ def _format(ctx: Context, column: Column, dtype: T.DataType, kind: str | None, p
         shown = "a numeric (decimal) column" if kind == NUMBER_TEXT else f"a {dtype.simpleString()} column"
         ctx.errors.append((loc, f"'{{{part.column}:{part.format}}}': zero padding needs an integer column, "
                                 f"{part.column} is {shown}; use {{{part.column}}}, or a query casting it to an integer"))
-    # format_string prints NULL as "null"; the key must stay NULL so the row is quarantined.
-    return F.when(column.isNotNull(), F.format_string(f"%0{width}d", column.cast("long")))
+    # lpad, not format_string (java.util.Formatter per row: the costliest part of a key); lpad
+    # would cut a longer number, and a negative one keeps its sign first (-0000042). NULL stays
+    # NULL (format_string prints "null"): the row is then quarantined.
+    number = column.cast("long")
+    text = number.cast("string")
+    return (F.when(number < 0, F.format_string(f"%0{width}d", number))
+            .when(F.length(text) >= width, text)
+            .otherwise(F.lpad(text, width, "0")))
 
 
 # --- attributes --------------------------------------------------------------------------------

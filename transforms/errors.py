@@ -58,3 +58,7 @@ class WriteInterrupted(KeyboardInterrupt):
     def __init__(self, items_acknowledged: int | None) -> None:
         self.items_acknowledged = items_acknowledged
         super().__init__()
+
+
+class SetupError(CarveError):
+    """carve itself is not fully installed where it runs (its Java functions, say): set it up."""

@@ -1,4 +1,5 @@
-"""Spark columns -> DynamoDB attribute values, as Spark SQL expressions (no Python UDFs).
+"""Spark columns -> DynamoDB attribute values, as Spark SQL expressions (no Python UDFs; JSON documents
+go through one Java function, transforms/jvm).
 
 Every compiled value is a `Value`: its DynamoDB wire JSON (`{"S":"..."}`, `{"N":"1.5"}`,
 `{"M":{...}}`), its size in bytes by DynamoDB's published rules, and the reason it cannot be
@@ -20,6 +21,7 @@ from pyspark.sql import Column
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from transforms.jvm import dynamodb_json
 from transforms.wire import MAX_NUMBER_DIGITS, MAX_NUMBER_EXPONENT, MIN_NUMBER_EXPONENT
 
 # Column metadata key set by the source reader: what the database said the column is.
@@ -197,86 +199,17 @@ def as_text(column: Column, dtype: T.DataType, kind: str | None) -> Column:
 # --- JSON text -> M / L ----------------------------------------------------------------------
 
 
-# One JSON token per alternative, each in its own group (1 key, 2 string, 3 number, 4 true/false,
-# 5 null, 6 '{', 7 '[', 8 '}', 9 ']'). Commas and white space stay where they are.
-JSON_TOKEN_GROUPS = (
-    r'("(?:[^"\\]|\\.)*")\s*:|("(?:[^"\\]|\\.)*")|(-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?)'
-    r"|(true|false)|(null)|(\{)|(\[)|(\})|(\])"
-)
-# Control characters cannot stand raw in JSON text, so they can tag tokens unambiguously.
-TAGS = [chr(0x11 + i) for i in range(10)]
-TAGGED = "".join(f"{TAGS[i]}${i + 1}" for i in range(9)) + TAGS[9]
-REWRITES = ("$1:", '{"S":$1}', '{"N":"$1"}', '{"BOOL":$1}', NULL_JSON, '{"M":{', '{"L":[', "}}", "]}")
-UNTAGGED = "[^\x11-\x1a]"
-TAG_CLASS = "[\x11-\x1a]"
-VARIABLE_KINDS = (1, 2, 3)  # keys, strings, numbers: rewritten by regex; the rest are fixed words
-LITERALS = {4: ("true", "false"), 5: ("null",), 6: ("{",), 7: ("[",), 8: ("}",), 9: ("]",)}
-
-
-def _tagged_token(kind: int) -> str:
-    """The regex of a kind-k token (1-based) in the tagged text: tags before, content, tags after."""
-    return "".join(TAGS[:kind]) + f"({UNTAGGED}+)" + "".join(TAGS[kind:])
-
-
-def _tagged_literal(kind: int, word: str) -> str:
-    """A kind-k token holding `word`, as the tagging pass wrote it."""
-    return "".join(TAGS[:kind]) + word + "".join(TAGS[kind:])
-
-
-def _occurrences(text: Column, chars: str) -> Column:
-    """How many of `chars` the text holds (translate: no regex)."""
-    return F.length(text) - F.length(F.translate(text, chars, ""))
-
-
 def json_value(text: Column, what: str, bind: Bind = inline) -> Value:
-    """A JSON document (text) rewritten into DynamoDB's typed JSON with a few regex passes.
+    """A JSON document (text) as DynamoDB's typed JSON, in one pass of a real parser.
 
-    Pass one tags every token by its kind (a key, a string, a number, ...) without touching
-    string contents; then a string value -> {"S":...} and a number -> {"N":"..."} (its text,
-    never a float) by regex, '{' -> '{"M":{', null -> NULL and the other fixed words by plain
-    replacement. The counts the size needs come from one more pass and character counts. No
-    lambdas: a per-token Spark lambda runs interpreted and cost milliseconds per document.
-
-    The size is an upper bound (escapes and number digits are counted generously), which is
-    the safe side for the 400 KB check.
+    Numbers keep their text (never a double); the size follows the published rules; a
+    document that is not strict JSON or that DynamoDB cannot hold (a number over 38 digits or
+    out of range, a key twice in one object, a lone surrogate, over 32 levels) is a problem,
+    with the parser's position. transforms/jvm/DynamoJson.java has the rules.
     """
-    tagged = bind(F.regexp_replace(text, JSON_TOKEN_GROUPS, TAGGED), 0)  # read by the rewrites and the counts
-    json = tagged
-    for kind, replacement in enumerate(REWRITES, start=1):
-        if kind in VARIABLE_KINDS:
-            json = F.regexp_replace(json, _tagged_token(kind), replacement)
-            continue
-        for literal in LITERALS[kind]:  # true, false, null, brackets: plain text replacement, no regex
-            json = F.replace(json, F.lit(_tagged_literal(kind, literal)), F.lit(replacement.replace("$1", literal)))
-    # The contents of all strings, for their bytes (escapes counted as written: an upper bound).
-    strings = bind(F.regexp_replace(text, r'"((?:[^"\\]|\\.)*)"|[^"]+', "$1"), 0)
-    string_bytes = F.octet_length(strings)
-    digits = _occurrences(text, "0123456789") - _occurrences(strings, "0123456789")
-    # The tag right before each token's content says its kind; every other character goes.
-    kinds = bind(F.regexp_replace(tagged, f"{TAG_CLASS}(?!{UNTAGGED})|{UNTAGGED}", ""), 1)
-    n_strings, n_numbers, n_bools, n_nulls, n_maps, n_lists = (_occurrences(kinds, TAGS[k - 1]) for k in (2, 3, 4, 5, 6, 7))
-    values = n_strings + n_numbers + n_bools + n_nulls + n_maps + n_lists
-    size = string_bytes + F.ceil(digits / 2 + n_numbers * 1.5) + n_bools + n_nulls + 3 * (n_maps + n_lists) + values - 1
-    leftover = F.regexp_replace(text, JSON_TOKEN_GROUPS + r"|,|[ \t\n\r]", "")
-    skeleton = bind(F.regexp_replace(text, r'"(?:[^"\\]|\\.)*"', '""'), 0)  # structure only: no string can fool it
-    misplaced_comma = skeleton.rlike(r",\s*[,\]}]|[\[{]\s*,|^\s*,|,\s*$")
-    missing_comma = skeleton.rlike(r'["\w}\]]\s+["\w{\[-]|["\w}\]][{\[]')
-    unbalanced = ((_occurrences(skeleton, "{") != _occurrences(skeleton, "}"))
-                  | (_occurrences(skeleton, "[") != _occurrences(skeleton, "]")))
-    too_long = tagged.rlike(TAGS[2] + r"-?[0.]*[1-9](?:\.?[0-9]){37,}?\.?[1-9]")
-    problem = (
-        F.when(text.rlike("[\\x00-\\x1f&&[^\\t\\n\\r]]"), F.lit(f"{what}: control characters in JSON text"))
-        .when(leftover != "", F.concat(F.lit(f"{what}: not valid JSON near '"), F.substring(leftover, 1, 30), F.lit("'")))
-        .when(misplaced_comma, F.lit(f"{what}: not valid JSON (a misplaced comma)"))
-        .when(missing_comma, F.lit(f"{what}: not valid JSON (a missing comma or colon)"))
-        .when(unbalanced, F.lit(f"{what}: not valid JSON (unbalanced brackets)"))
-        .when(too_long, F.lit(f"{what}: a JSON number has more than {MAX_DIGITS} significant digits"))
-        # What the regex checks cannot see ('{"a":}', '{"a"}', '["k": 1]', '', a bad escape) would
-        # otherwise make the item's JSON unparseable with no problem set. Jackson parses it.
-        .when(F.get_json_object(text, "$").isNull(), F.lit(f"{what}: not valid JSON"))
-    )
-    # A document with a problem quarantines its item, so its JSON need not be guarded here.
-    return Value(json, size.cast("long"), problem)
+    converted = bind(dynamodb_json(text), 0)  # one parse, read by the json, size and problem
+    return Value(converted["json"], converted["size"],
+                 F.when(converted["problem"].isNotNull(), F.concat(F.lit(f"{what}: "), converted["problem"])))
 
 
 # --- arrays ----------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 
+from jobs.runtimes.jvm import ensure_jar
 from jobs.sources.connections import Connection, SourceCredentials
 from transforms.errors import SinkError
 
@@ -39,7 +40,7 @@ def build_local_spark(
     # `python3` is first on PATH, which may lack carve's packages or carve itself. PySpark reads
     # only this variable for local workers (spark.pyspark.python is spark-submit's).
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    jars = jdbc_jars()
+    jars = [*jdbc_jars(), str(ensure_jar())]  # the drivers and carve's Java functions
     # local[*,4]: a failed task is retried up to 4 times, as on a cluster (the writes are idempotent).
     master = master or os.environ.get("CARVE_SPARK_MASTER", "local[*,4]")
     # The JVM and the session both in UTC: timestamps convert the same on every machine.
@@ -66,12 +67,9 @@ def build_local_spark(
         .config("spark.sql.codegen.hugeMethodLimit", "8000")
         .config("spark.python.worker.reuse", "true")
     )
-    if jars:
-        # extraClassPath puts the drivers on the system class path, where py4j metadata
-        # connections (jobs.sources.jdbc) find them too; spark.jars ships them to executors.
-        builder = builder.config("spark.jars", ",".join(jars)).config(
-            "spark.driver.extraClassPath", ":".join(jars)
-        )
+    # extraClassPath puts the jars on the system class path, where py4j metadata connections
+    # (jobs.sources.jdbc) and function registration find them too; spark.jars ships them to executors.
+    builder = builder.config("spark.jars", ",".join(jars)).config("spark.driver.extraClassPath", ":".join(jars))
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     return spark

@@ -20,6 +20,7 @@ from moto.server import ThreadedMotoServer
 from jobs.cli import main
 from jobs.deploy import JOB_SCRIPT, Clients, DeployFile, build_wheel, deploy, job_policy, pinned, wildcard_data_actions
 from jobs.devtools.local_stack import free_port
+from jobs.runtimes.jvm import ensure_jar
 from transforms.errors import CarveError, MappingError
 from transforms.mapping import load_mapping
 
@@ -85,13 +86,16 @@ def test_dry_run_changes_nothing_and_the_run_creates_jobs_with_the_agreed_argume
     path = deploy_file(tmp_path)
 
     plan = deploy(path, endpoint_url=moto_url, dry_run=True, wheel=wheel)
-    assert [s.what for s in plan.steps] == ["upload"] * 3 + ["create", "upload", "create", "policy"]
+    assert [s.what for s in plan.steps] == ["upload"] * 4 + ["create", "upload", "create", "policy"]
     assert objects(aws) == {} and aws["glue"].get_jobs()["Jobs"] == []
     assert not plan.policy_file.exists()
 
     plan = deploy(path, endpoint_url=moto_url, wheel=wheel)
-    assert sorted(objects(aws)) == ["carve/mappings/demo.yaml", "carve/mappings/demo_mariadb.yaml",
+    jar = ensure_jar()
+    assert sorted(objects(aws)) == [f"carve/jars/{jar.name}", "carve/mappings/demo.yaml", "carve/mappings/demo_mariadb.yaml",
                                     "carve/scripts/glue_job.py", f"carve/wheels/{wheel.name}"]
+    uploaded = aws["s3"].get_object(Bucket="carve-artifacts", Key=f"carve/jars/{jar.name}")["Body"].read()
+    assert uploaded == jar.read_bytes()
     body = aws["s3"].get_object(Bucket="carve-artifacts", Key="carve/scripts/glue_job.py")["Body"].read()
     assert body == JOB_SCRIPT.read_bytes()
 
@@ -103,6 +107,7 @@ def test_dry_run_changes_nothing_and_the_run_creates_jobs_with_the_agreed_argume
     assert job["Connections"] == {"Connections": ["store-db-vpc"]}
     assert job["DefaultArguments"] == {
         "--additional-python-modules": f"{pinned('great-expectations')},s3://carve-artifacts/carve/wheels/{wheel.name}",
+        "--extra-jars": f"s3://carve-artifacts/carve/jars/{jar.name}",
         "--job-bookmark-option": "job-bookmark-disable",
         "--enable-metrics": "true",
         "--enable-continuous-cloudwatch-log": "true",

@@ -43,7 +43,8 @@ def environ(tmp_path):
     (jars / "postgresql-42.7.jar").write_bytes(b"jar")
     (jars / "postgresql.jar").symlink_to(jars / "postgresql-42.7.jar")
     (jars / "mariadb-java-client.jar").write_bytes(b"jar")
-    return {**SECRETS, "AWS_PROFILE": "carve-dev", "CARVE_ENDPOINT_URL": "http://127.0.0.1:8000",
+    (jars / "carve-transforms-0123.jar").write_bytes(b"jar")
+    return {"CARVE_TRANSFORMS_JAR": f"{jars}/carve-transforms-0123.jar",**SECRETS, "AWS_PROFILE": "carve-dev", "CARVE_ENDPOINT_URL": "http://127.0.0.1:8000",
             "AWS_ENDPOINT_URL_S3": "http://127.0.0.1:5000", "CARVE_CONNECTION_STORE_DB_SECRET_ID": "prod/store",
             "CARVE_JDBC_JARS": f"{jars}/postgresql.jar:{jars}/mariadb-java-client.jar", "HOME": str(tmp_path),
             "UNRELATED": "not passed"}
@@ -72,8 +73,10 @@ def test_a_job_runs_with_spark_submit_in_the_glue_5_image(glue_docker, environ, 
     assert "python3 -m pip install --user --quiet --no-deps dist/carve-0.1.0-py3-none-any.whl" in script
     assert "-r build/glue-docker/requirements.txt" in script
     assert ("exec spark-submit --conf spark.sql.session.timeZone=UTC "
-            "--jars /opt/carve/jars/postgresql.jar,/opt/carve/jars/mariadb-java-client.jar "
-            "--driver-class-path /opt/carve/jars/postgresql.jar:/opt/carve/jars/mariadb-java-client.jar "
+            "--jars /opt/carve/jars/postgresql.jar,/opt/carve/jars/mariadb-java-client.jar,"
+            "/opt/carve/jars/carve-transforms-0123.jar "
+            "--driver-class-path /opt/carve/jars/postgresql.jar:/opt/carve/jars/mariadb-java-client.jar:"
+            "/opt/carve/jars/carve-transforms-0123.jar "
             '/tmp/glue_job.py "$@"') in script
 
 
@@ -100,7 +103,8 @@ def test_environment_is_passed_by_name_and_no_value_is_on_the_command_line(glue_
         assert value not in text
     # The only NAME=value pairs are carve's own fixed, non-secret settings.
     assert [n for n in names if "=" in n] == ["TZ=UTC", "CARVE_JDBC_JARS=/opt/carve/jars/postgresql.jar:"
-                                                         "/opt/carve/jars/mariadb-java-client.jar"]
+                                                         "/opt/carve/jars/mariadb-java-client.jar",
+                                                 "CARVE_TRANSFORMS_JAR=/opt/carve/jars/carve-transforms-0123.jar"]
 
 
 def test_the_tests_run_from_the_workspace_with_the_dev_requirements(glue_docker, environ, home):

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 PACKAGES = {
     "jobs", "jobs/runtimes", "jobs/sinks", "jobs/sources", "jobs/verify",
-    "transforms", "transforms/mapping", "expectations", "mappings",
+    "transforms", "transforms/jvm", "transforms/mapping", "expectations", "mappings",
 }
 
 

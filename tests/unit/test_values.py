@@ -312,16 +312,49 @@ def test_invalid_json_is_a_problem(spark, text):
 
 def test_json_problem_messages(spark):
     texts = ['{"a": tru}', '{"a": 1,}', '{"a": [1, 2}', '{"n": 1234567890123456789012345678901234567891}',
-             '{"n": 12345678901234567890123456789012345678, "z": 1' + "0" * 50 + "}"]
+             '{"n": 12345678901234567890123456789012345678, "z": 1' + "0" * 50 + "}",
+             '{"a": 1, "a": 2}', '{"s": "\\ud800"}', "[" * 33 + "]" * 33, "[" * 32 + "]" * 32,
+             '[1e126, 9.99e125, 1e-130, 0.1e-130, 1E+1000000]', '[0.000, -0, 1e-131]', '{"a": 1} x']
     df = spark.createDataFrame([(t,) for t in texts], "t string")
     got = {t: p for t, _, _, p in compiled(df, "t", json_value(F.col("t"), "m"))}
     assert got == {
-        '{"a": tru}': "m: not valid JSON near 'tru'",
-        '{"a": 1,}': "m: not valid JSON (a misplaced comma)",
-        '{"a": [1, 2}': "m: not valid JSON (unbalanced brackets)",
+        '{"a": tru}': "m: not valid JSON near character 10: Unrecognized token 'tru': was expecting "
+                      "(JSON String, Number, Array, Object or token 'null', 'true' or 'false')",
+        '{"a": 1,}': "m: not valid JSON near character 10: Unexpected character ('}' (code 125)): "
+                     "was expecting double-quote to start field name",
+        '{"a": [1, 2}': "m: not valid JSON near character 13: Unexpected close marker '}': expected ']' "
+                        "(for Array starting at line: 1, column: 7)",
         '{"n": 1234567890123456789012345678901234567891}': "m: a JSON number has more than 38 significant digits",
         texts[4]: None,  # 38 digits, and trailing zeros are not significant
+        '{"a": 1, "a": 2}': None,  # the last value, as jsonb and json.loads keep it (below)
+        '{"s": "\\ud800"}': "m: a JSON string holds a lone surrogate \\ud800 (not Unicode text)",
+        texts[7]: "m: nested deeper than DynamoDB's 32 levels",
+        texts[8]: None,
+        texts[9]: "m: a JSON number 1e126 is outside DynamoDB's range (1E-130 to 9.99E+125 in magnitude)",
+        texts[10]: "m: a JSON number 1e-131 is outside DynamoDB's range (1E-130 to 9.99E+125 in magnitude)",
+        '{"a": 1} x': "m: not valid JSON near character 11: Unrecognized token 'x': was expecting "
+                      "(JSON String, Number, Array, Object or token 'null', 'true' or 'false')",
     }
+
+
+def test_a_key_given_twice_keeps_its_last_value(spark):
+    doc = '{"a": 1, "b": [{"x": 1, "x": 2.50}], "a": {"deep": 12345678901234567890123456789012345678}}'
+    df = spark.createDataFrame([(doc,)], "t string")
+    [(_, j, size, p)] = compiled(df, "t", json_value(F.col("t"), "m"))
+    assert p is None
+    x = j["M"]["b"]["L"][0]["M"].pop("x")
+    assert list(x) == ["N"] and Decimal(x["N"]) == Decimal("2.50")  # the value exactly; its spelling may change
+    assert j == {"M": {"a": {"M": {"deep": {"N": "12345678901234567890123456789012345678"}}},
+                       "b": {"L": [{"M": {}}]}}}
+
+
+def test_json_strings_of_any_length_convert(spark):
+    # The regex rewriting this replaced overflowed the executor's stack on a string of 10,000 characters.
+    long_text = "x\\\"y" * 50_000
+    df = spark.createDataFrame([('{"a": "' + long_text + '", "b": [' + ",".join(["1"] * 20_000) + "]}",)], "t string")
+    [(_, j, size, p)] = compiled(df, "t", json_value(F.col("t"), "m"))
+    assert p is None and j["M"]["a"] == {"S": 'x"y' * 50_000} and len(j["M"]["b"]["L"]) == 20_000
+    assert size == 3 + (1 + 150_000 + 1) + (1 + 3 + 20_000 * 3 + 1)
 
 
 def test_json_columns_by_kind_and_nulls(spark):

@@ -1,0 +1,55 @@
+"""carve's own Spark SQL functions, written in Java beside this file, called from the transforms.
+
+`dynamodb_json(text)` turns a JSON document into its DynamoDB value in one pass of a real
+parser (DynamoJson.java). Spark SQL has no recursive JSON function, and the regex rewriting
+it replaced took a dozen passes per document, most of carve's transform time; a Python UDF
+was no faster (measured in the README's transform benchmark). The class comes from
+carve-transforms.jar, which the runtimes put on Spark's class path (jobs/runtimes/jvm.py
+compiles it; `carve deploy` passes it to Glue with --extra-jars).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pyspark.sql import Column, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from transforms.errors import SetupError
+
+SOURCES = tuple(sorted(Path(__file__).parent.glob("*.java")))
+JAR_NAME = "carve-transforms.jar"
+
+JSON_FUNCTION = "carve_dynamodb_json"
+JSON_CLASS = "carve.transforms.DynamoJson"
+JSON_RESULT = T.StructType([
+    T.StructField("json", T.StringType()),
+    T.StructField("size", T.LongType()),
+    T.StructField("problem", T.StringType()),
+])
+
+
+def dynamodb_json(text: Column) -> Column:
+    """struct(json, size, problem) of a JSON document's text; NULL for NULL text."""
+    register(SparkSession.getActiveSession())
+    return F.call_udf(JSON_FUNCTION, text)
+
+
+def register(spark: SparkSession | None) -> None:
+    """Make carve's functions callable in this session (idempotent)."""
+    if spark is None:
+        raise SetupError("carve's transforms need an active Spark session")
+    if getattr(spark, "_carve_functions", False):
+        return
+    try:
+        spark.udf.registerJavaFunction(JSON_FUNCTION, JSON_CLASS, JSON_RESULT)
+    except Exception as exc:  # py4j wraps the JVM's ClassNotFoundException
+        if "ClassNotFoundException" not in str(exc) and "Can not load class" not in str(exc):
+            raise
+        raise SetupError(
+            f"carve's Java functions ({JAR_NAME}, class {JSON_CLASS}) are not on Spark's class path. "
+            "Locally, carve's local runtime builds and adds it; on AWS Glue, `carve deploy` "
+            "uploads it and passes it with --extra-jars; with spark-submit, pass it with --jars."
+        ) from None
+    spark._carve_functions = True
