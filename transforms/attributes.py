@@ -57,7 +57,7 @@ def _format(ctx: Context, column: Column, dtype: T.DataType, kind: str | None, p
         shown = "a numeric (decimal) column" if kind == NUMBER_TEXT else f"a {dtype.simpleString()} column"
         ctx.errors.append((loc, f"'{{{part.column}:{part.format}}}': zero padding needs an integer column, "
                                 f"{part.column} is {shown}; use {{{part.column}}}, or a query casting it to an integer"))
-    # lpad, not format_string (java.util.Formatter per row: the costliest part of a key); lpad
+    # lpad, not format_string (a java.util.Formatter per row); lpad
     # would cut a longer number, and a negative one keeps its sign first (-0000042). NULL stays
     # NULL (format_string prints "null"): the row is then quarantined.
     number = column.cast("long")

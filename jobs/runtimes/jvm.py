@@ -75,8 +75,9 @@ def ensure_jar() -> Path:
             for file in sorted(classes.rglob("*.class")):
                 jar.write(file, file.relative_to(classes).as_posix())
         # Another process may build the same jar at once: each renames its own, complete one.
-        shutil.move(str(partial), str(path.with_suffix(f".{os.getpid()}.tmp")))
-        os.replace(path.with_suffix(f".{os.getpid()}.tmp"), path)
+        staged = path.with_suffix(f".{os.getpid()}.tmp")  # beside the jar: the rename is atomic
+        shutil.move(str(partial), str(staged))
+        os.replace(staged, path)
     return path
 
 

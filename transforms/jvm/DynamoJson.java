@@ -129,9 +129,7 @@ public final class DynamoJson implements UDF1<String, Row> {
     JsonToken token = p.currentToken();
     switch (token) {
       case START_OBJECT: {
-        if (depth > MAX_DEPTH) {
-          throw new Refused("nested deeper than DynamoDB's " + MAX_DEPTH + " levels");
-        }
+        checkDepth(depth);
         g.writeStartObject();
         g.writeFieldName(M);
         g.writeStartObject();
@@ -154,9 +152,7 @@ public final class DynamoJson implements UDF1<String, Row> {
         return size;
       }
       case START_ARRAY: {
-        if (depth > MAX_DEPTH) {
-          throw new Refused("nested deeper than DynamoDB's " + MAX_DEPTH + " levels");
-        }
+        checkDepth(depth);
         g.writeStartObject();
         g.writeFieldName(L);
         g.writeStartArray();
@@ -202,6 +198,16 @@ public final class DynamoJson implements UDF1<String, Row> {
     }
   }
 
+  private static void checkDepth(int depth) throws Refused {
+    if (depth > MAX_DEPTH) {
+      throw new Refused("nested deeper than DynamoDB's " + MAX_DEPTH + " levels");
+    }
+  }
+
+  private static Refused outOfRange(String n) {
+    return new Refused("a JSON number " + shorten(n) + " is outside DynamoDB's range (1E-130 to 9.99E+125 in magnitude)");
+  }
+
   /** Significant digits of a JSON number; Refused when DynamoDB cannot hold it. */
   static int checkedDigits(String n) throws Refused {
     int end = n.length();
@@ -215,7 +221,7 @@ public final class DynamoJson implements UDF1<String, Row> {
           e = e.substring(1);
         }
         if (e.replaceFirst("^-?0*", "").length() > 6) {
-          throw new Refused("a JSON number " + shorten(n) + " is outside DynamoDB's range (1E-130 to 9.99E+125 in magnitude)");
+          throw outOfRange(n);
         }
         exponent = Long.parseLong(e);
         break;
@@ -250,7 +256,7 @@ public final class DynamoJson implements UDF1<String, Row> {
     int wholeDigits = point < 0 ? count : point;
     long magnitude = (wholeDigits - first - 1) + exponent;
     if (magnitude < MIN_EXPONENT || magnitude > MAX_EXPONENT) {
-      throw new Refused("a JSON number " + shorten(n) + " is outside DynamoDB's range (1E-130 to 9.99E+125 in magnitude)");
+      throw outOfRange(n);
     }
     return digits;
   }
