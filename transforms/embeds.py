@@ -87,10 +87,18 @@ def embed_many(ctx: Context, df: DataFrame, spec: EmbedMany, loc: Loc, where: st
         column, _, kind = ctx.column(rows, column_name, loc + ("order_by",), spec.from_)
         sortable = column.cast("double") if kind == NUMBER_TEXT else column  # ordering only, never stored
         terms.append((f"o{i}", sortable, direction.strip().lower() == "desc"))
-    element = F.struct(*[c.alias(n) for n, c, _ in terms], value.json.alias("j"), value.size.alias("s"),
-                       value.problem.alias("p"))
-    agg = rows.select(*[rows[c].alias(k) for c, k in zip(child_keys, keys, strict=True)], element.alias("e")).groupBy(*keys).agg(
-        F.collect_list("e").alias(arr)
+    # Without a limit every element counts, so size and problem are summed up in the grouping, once
+    # per child row, and the elements carry only what orders them and their JSON; the lowest
+    # problem text is the one reported, so the reason is deterministic.
+    carried = [value.size.alias("s"), value.problem.alias("p")] if spec.limit else []
+    element = F.struct(*[c.alias(n) for n, c, _ in terms], value.json.alias("j"), *carried)
+    size, problem = ctx.fresh("s"), ctx.fresh("p")
+    totals = [] if spec.limit else [F.sum(F.col(size) + 1).alias(size), F.min(problem).alias(problem)]
+    agg = (
+        rows.select(*[rows[c].alias(k) for c, k in zip(child_keys, keys, strict=True)], element.alias("e"),
+                    value.size.alias(size), value.problem.alias(problem))
+        .groupBy(*keys)
+        .agg(F.collect_list("e").alias(arr), *totals)
     )
     directions = {descending for _, _, descending in terms}
     if len(directions) <= 1:
@@ -100,15 +108,20 @@ def embed_many(ctx: Context, df: DataFrame, spec: EmbedMany, loc: Loc, where: st
         ordered = F.sort_array(F.col(arr), asc=not directions.pop() if directions else True)
     else:
         ordered = F.array_sort(F.col(arr), _comparator(terms))
-    if spec.limit:
-        ordered = F.slice(ordered, 1, spec.limit)
     df = _join(ctx, df, agg, spec, keys, loc, where)
-    elements = F.coalesce(ordered, F.array().cast(agg.schema[arr].dataType))
-    problems = F.filter(F.transform(elements, lambda e: e["p"]), lambda p: p.isNotNull())
+    if spec.limit:
+        kept = F.coalesce(F.slice(ordered, 1, spec.limit), F.array().cast(agg.schema[arr].dataType))
+        total = F.aggregate(kept["s"], F.lit(3).cast("long"), lambda acc, s: acc + s + 1)
+        first_problem = F.element_at(F.array_compact(kept["p"]), 1)
+    else:
+        kept = ordered
+        total = F.coalesce(F.col(size), F.lit(0).cast("long")) + 3
+        first_problem = F.col(problem)
+    # kept["j"] takes the field out of every element in generated code, without a lambda.
     return df, Value(
-        F.concat(F.lit('{"L":['), F.array_join(F.transform(elements, lambda e: e["j"]), ","), F.lit("]}")),
-        F.aggregate(elements, F.lit(3).cast("long"), lambda acc, e: acc + e["s"] + 1),
-        F.element_at(problems, 1),
+        F.concat(F.lit('{"L":['), F.coalesce(F.array_join(kept["j"], ","), F.lit("")), F.lit("]}")),
+        total,
+        first_problem,
     )
 
 

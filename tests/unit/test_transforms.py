@@ -12,6 +12,7 @@ from transforms.context import filter_column
 from transforms.items import build_items
 from transforms.mapping import load_mapping_text
 from transforms.values import KIND, NUMBER_TEXT, Options, json_value, number_value
+from transforms.wire import item_size
 
 HEADER = """
 version: 1
@@ -222,3 +223,40 @@ entities:
     attributes: {amount: amount}
 """, "t.yaml"), {"t": df}).collect()
     assert json.loads(row.item)["amount"] == {"N": "0.10000000000000000000000000001"}
+
+
+def test_embedded_lists_are_sized_by_the_published_rules_and_carry_their_childrens_problems(spark):
+    # Size and problem of a list are summed up in the grouping without a limit, and over the kept
+    # elements with one: both must agree with the item's own size by the rules, and a child row
+    # that cannot be written (or, under a limit, only a kept one) quarantines its parent.
+    parents = spark.createDataFrame([(1,), (2,), (3,), (4,)], "id long")
+    children = spark.createDataFrame(
+        [(1, 1, '"a"'), (1, 2, '{"b": "é"}'), (1, 3, "[1, 2.50, null]"), (2, 1, "true"), (2, 2, "{bad"),
+         (4, 9, "{bad"), (4, 1, '"y"'), (4, 2, '"z"')],
+        "parent_id long, pos long, doc string")
+    children = children.select("parent_id", "pos", F.col("doc").alias("doc", metadata={KIND: "json"}))
+    got = items_of(spark, """
+entities:
+  all:
+    from: parent
+    key: {PK: "P#{id}", SK: ALL}
+    attributes:
+      kids: {from: child, join: {id: parent_id}, order_by: pos, many: {pos: pos, doc: doc}}
+  first2:
+    from: parent
+    key: {PK: "P#{id}", SK: FIRST2}
+    attributes:
+      kids: {from: child, join: {id: parent_id}, order_by: pos, limit: 2, many: {pos: pos, doc: doc}}
+""", {"parent": parents, "child": children})
+    clean = [(pk, sk) for (pk, sk), row in got.items() if not row.problem]
+    assert sorted(clean) == [("P#1", "ALL"), ("P#1", "FIRST2"), ("P#3", "ALL"), ("P#3", "FIRST2"), ("P#4", "FIRST2")]
+    for pk, sk in clean:
+        assert got[(pk, sk)].size == item_size(json.loads(got[(pk, sk)].item)), (pk, sk)
+    assert plain(got[("P#3", "ALL")].item)["kids"] == []
+    assert [k["pos"] for k in plain(got[("P#1", "ALL")].item)["kids"]] == [1, 2, 3]
+    assert [k["pos"] for k in plain(got[("P#1", "FIRST2")].item)["kids"]] == [1, 2]
+    assert "not valid JSON" in got[("P#2", "ALL")].problem
+    assert "not valid JSON" in got[("P#2", "FIRST2")].problem
+    assert "not valid JSON" in got[("P#4", "ALL")].problem
+    assert not got[("P#4", "FIRST2")].problem  # the bad child (pos 9) is not among the first two
+    assert [k["doc"] for k in plain(got[("P#4", "FIRST2")].item)["kids"]] == ["y", "z"]
