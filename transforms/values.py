@@ -21,8 +21,7 @@ from pyspark.sql import Column
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from transforms.jvm import dynamodb_json
-from transforms.wire import MAX_NUMBER_DIGITS, MAX_NUMBER_EXPONENT, MIN_NUMBER_EXPONENT
+from transforms.jvm import dynamodb_json, dynamodb_number
 
 # Column metadata key set by the source reader: what the database said the column is.
 KIND = "carve_kind"
@@ -33,7 +32,6 @@ INSTANT = "instant"  # timestamptz, MariaDB TIMESTAMP: a point in time, shown in
 LOCAL_TIMESTAMP = "local_timestamp"  # timestamp without time zone, DATETIME: wall-clock time
 
 NULL_JSON = '{"NULL":true}'
-MAX_DIGITS = MAX_NUMBER_DIGITS
 
 
 @dataclass(frozen=True)
@@ -104,58 +102,31 @@ def binary_value(data: Column) -> Value:
 
 
 def plain_decimal(text: Column) -> Column:
-    """Decimal text -> DynamoDB's shortest form: '-001.500' -> '-1.5', '-0.000' -> '0'.
+    """Decimal text -> DynamoDB's shortest form: '-001.500' -> '-1.5', '-0.000' -> '0', '1e+07' -> '1E7'.
 
-    Exponent notation ('1e-07', as PostgreSQL prints small floats) is kept, upper-cased:
-    DynamoDB accepts it, and shifting digits in SQL would cost more than it is worth.
+    Text that is not a number ('NaN', a double's 'Infinity') stays as it is.
     """
-    t = F.upper(F.regexp_replace(F.trim(text), r"^\+", ""))
-    t = F.regexp_replace(t, r"^(-?)0+(?=[0-9])", "$1")  # leading zeros
-    t = F.regexp_replace(t, r"(\.[0-9]*?)0+(?=$|E)", "$1")  # trailing fraction zeros
-    # '.5' -> '0.5'. Not "${1}0.": Java reads ${1} as a group *name* and fails the task.
-    t = F.regexp_replace(F.regexp_replace(t, r"\.(?=$|E)", ""), r"(?<=^-?)\.", "0.")
-    t = F.regexp_replace(t, r"E\+?(-?)0*([0-9])", "E$1$2")  # E+07 -> E7, E-07 -> E-7
-    return F.regexp_replace(t, r"^-(0)$", "$1")
-
-
-def significant_digits(plain: Column) -> Column:
-    digits = F.regexp_replace(F.regexp_replace(plain, "E.*$", ""), r"[-.]", "")
-    return F.length(F.regexp_replace(F.regexp_replace(digits, "^0+", ""), "0+$", ""))
-
-
-NUMBER_TEXT_PATTERN = r"^[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?$"
+    return F.coalesce(dynamodb_number(text)["plain"], text)
 
 
 def number_value(text: Column, options: Options, what: str, bind: Bind = inline) -> Value:
-    """Decimal text -> N, exactly; what does not fit is quarantined or kept as S, by policy."""
-    plain = bind(plain_decimal(text), 0)
-    is_number = bind(F.trim(text).rlike(NUMBER_TEXT_PATTERN), 0)
-    digits = bind(significant_digits(plain), 1)
-    # The power of ten of the first significant digit: DynamoDB holds 1E-130 .. 9.99..E+125.
-    whole = bind(F.length(F.regexp_extract(plain, r"^-?([1-9][0-9]*)", 1)), 1)  # 0 when below 1
-    zeros = bind(F.length(F.regexp_extract(plain, r"^-?0\.(0*)", 1)), 1)  # the fraction's leading zeros
-    exponent_text = bind(F.regexp_extract(plain, r"E(-?[0-9]+)$", 1), 1)
-    exponent = F.coalesce(F.when(F.length(exponent_text) <= 6, exponent_text.cast("int")), F.lit(0))
-    magnitude = F.when(whole > 0, whole - 1).otherwise(-zeros - 1) + exponent
-    in_range = (digits == 0) | ((F.length(exponent_text) <= 6) & magnitude.between(MIN_NUMBER_EXPONENT, MAX_NUMBER_EXPONENT))
-    fits = is_number & (digits <= MAX_DIGITS) & in_range
-    number_json = F.concat(F.lit('{"N":"'), plain, F.lit('"}'))  # digits, '-', '.', 'E' only: nothing to escape
-    number_size = F.ceil(F.greatest(digits, F.lit(1)) / 2).cast("long") + 1
+    """Decimal text -> N, exactly; what does not fit is quarantined or kept as S, by policy.
+
+    One pass of transforms/jvm/DynamoNumber.java checks and normalizes the text: 38 significant
+    digits at most, 1E-130 .. 9.99E+125 in magnitude, the size by the published rules.
+    """
+    number = bind(dynamodb_number(text), 0)
+    fits = number["problem"].isNull()
+    number_json = F.concat(F.lit('{"N":"'), number["plain"], F.lit('"}'))  # digits, '-', '.', 'E': nothing to escape
     if options.out_of_range_numbers == "string":
         kept = string_value(text)
         return Value(
             F.when(fits, number_json).otherwise(kept.json),
-            F.when(fits, number_size).otherwise(kept.size),
+            F.when(fits, number["size"]).otherwise(kept.size),
             no_problem(),
         )
-    why = (F.when(~is_number, F.lit(" is not a number"))
-           .when(digits > MAX_DIGITS, F.concat(F.lit(" has "), digits.cast("string"),
-                                               F.lit(f" significant digits; DynamoDB holds at most {MAX_DIGITS}")))
-           .otherwise(F.lit(" is outside DynamoDB's range (1E-130 to 9.99E+125 in magnitude)")))
-    reason = F.concat(F.lit(f"{what}: "), F.when(is_number, F.lit("number ")).otherwise(F.lit("value ")),
-                      F.substring(text, 1, 60), why)
-    return Value(F.when(fits, number_json), F.when(fits, number_size).otherwise(F.lit(0).cast("long")),
-                 F.when(text.isNotNull() & ~fits, reason))
+    return Value(F.when(fits, number_json), number["size"],
+                 F.when(~fits, F.concat(F.lit(f"{what}: "), number["problem"])))
 
 
 INTEGRAL = (T.ByteType, T.ShortType, T.IntegerType, T.LongType)
@@ -242,14 +213,13 @@ def set_value(array: Column, element: T.DataType, options: Options, what: str, n
     """SS / NS: distinct, non-NULL members; an empty set is no value (DynamoDB rejects it)."""
     present = F.filter(array, lambda x: x.isNotNull())
     if number:
-        members = F.array_distinct(F.transform(present, lambda x: plain_decimal(x.cast("string"))))
-        # plain_decimal keeps exponent forms ('1E-8', a double's text): DynamoDB takes them.
-        bad = F.filter(members, lambda m: (significant_digits(m) > MAX_DIGITS)
-                       | ~m.rlike(r"^-?[0-9]+(\.[0-9]+)?(E-?[0-9]+)?$"))
+        # A double's text may use exponent forms ('1E-8'): DynamoDB takes them.
+        checked = F.array_distinct(F.transform(present, lambda x: dynamodb_number(x.cast("string"))))
+        members = checked["plain"]
         json = F.to_json(F.struct(members.alias("NS")))
-        sizes = F.transform(members, lambda m: F.ceil(F.greatest(significant_digits(m), F.lit(1)) / 2).cast("long") + 1)
-        problem = F.when(F.size(bad) > 0, F.concat(F.lit(f"{what}: set member "), F.element_at(bad, 1),
-                                                    F.lit(" is not a DynamoDB number")))
+        sizes = checked["size"]
+        bad = F.array_compact(checked["problem"])
+        problem = F.when(F.size(bad) > 0, F.concat(F.lit(f"{what}: set member "), F.element_at(bad, 1)))
     else:
         members = F.array_distinct(F.transform(present, lambda x: as_text(x, element, None)))
         json = F.to_json(F.struct(members.alias("SS")))

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from jobs.runtimes import jvm
+from transforms import wire
 from transforms.errors import SetupError
 
 
@@ -32,3 +36,11 @@ def test_no_javac_says_what_to_install(monkeypatch, tmp_path):
     monkeypatch.delenv("JAVA_HOME", raising=False)
     with pytest.raises(SetupError, match="needs a JDK's javac .* openjdk-17-jdk-headless"):
         jvm.ensure_jar()
+
+
+def test_the_java_limits_are_the_ones_wire_py_publishes():
+    # The Java functions cannot import wire.py: this keeps the two copies of DynamoDB's limits equal.
+    source = (Path(jvm.__file__).parents[2] / "transforms" / "jvm" / "DynamoNumber.java").read_text()
+    found = {name: int(value) for name, value in re.findall(r"static final int (\w+) = (-?\d+);", source)}
+    assert found == {"MAX_DIGITS": wire.MAX_NUMBER_DIGITS, "MIN_EXPONENT": wire.MIN_NUMBER_EXPONENT,
+                     "MAX_EXPONENT": wire.MAX_NUMBER_EXPONENT}

@@ -36,9 +36,6 @@ import org.apache.spark.sql.api.java.UDF1;
 public final class DynamoJson implements UDF1<String, Row> {
   private static final long serialVersionUID = 1L;
 
-  static final int MAX_DIGITS = 38;
-  static final int MIN_EXPONENT = -130;
-  static final int MAX_EXPONENT = 125;
   static final int MAX_DEPTH = 32;
 
   private static final SerializedString M = new SerializedString("M");
@@ -175,12 +172,12 @@ public final class DynamoJson implements UDF1<String, Row> {
       case VALUE_NUMBER_INT:
       case VALUE_NUMBER_FLOAT: {
         String n = p.getText();
-        int digits = checkedDigits(n);
+        DynamoNumber.Parsed number = checked(n);
         g.writeStartObject();
         g.writeFieldName(N);
         g.writeString(n);
         g.writeEndObject();
-        return (Math.max(digits, 1) + 1) / 2 + 1;
+        return number.size();
       }
       case VALUE_TRUE:
       case VALUE_FALSE:
@@ -204,61 +201,16 @@ public final class DynamoJson implements UDF1<String, Row> {
     }
   }
 
-  private static Refused outOfRange(String n) {
-    return new Refused("a JSON number " + shorten(n) + " is outside DynamoDB's range (1E-130 to 9.99E+125 in magnitude)");
-  }
-
-  /** Significant digits of a JSON number; Refused when DynamoDB cannot hold it. */
-  static int checkedDigits(String n) throws Refused {
-    int end = n.length();
-    long exponent = 0;
-    for (int i = 0; i < n.length(); i++) {
-      char c = n.charAt(i);
-      if (c == 'e' || c == 'E') {
-        end = i;
-        String e = n.substring(i + 1);
-        if (e.startsWith("+")) {
-          e = e.substring(1);
-        }
-        if (e.replaceFirst("^-?0*", "").length() > 6) {
-          throw outOfRange(n);
-        }
-        exponent = Long.parseLong(e);
-        break;
-      }
+  /** A JSON number's parts; Refused when DynamoDB cannot hold it. */
+  static DynamoNumber.Parsed checked(String n) throws Refused {
+    DynamoNumber.Parsed parsed = DynamoNumber.Parsed.of(n); // a JSON number always parses
+    if (parsed.digits > DynamoNumber.MAX_DIGITS) {
+      throw new Refused("a JSON number has more than " + DynamoNumber.MAX_DIGITS + " significant digits");
     }
-    // The digits without sign and point; the power of ten of the first significant one.
-    int first = -1;
-    int last = -1;
-    int count = 0;
-    int point = -1;
-    for (int i = 0; i < end; i++) {
-      char c = n.charAt(i);
-      if (c == '.') {
-        point = count;
-      } else if (c >= '0' && c <= '9') {
-        if (c != '0') {
-          if (first < 0) {
-            first = count;
-          }
-          last = count;
-        }
-        count++;
-      }
+    if (!parsed.inRange()) {
+      throw new Refused("a JSON number " + shorten(n) + " is " + DynamoNumber.RANGE);
     }
-    if (first < 0) {
-      return 0; // zero
-    }
-    int digits = last - first + 1;
-    if (digits > MAX_DIGITS) {
-      throw new Refused("a JSON number has more than " + MAX_DIGITS + " significant digits");
-    }
-    int wholeDigits = point < 0 ? count : point;
-    long magnitude = (wholeDigits - first - 1) + exponent;
-    if (magnitude < MIN_EXPONENT || magnitude > MAX_EXPONENT) {
-      throw outOfRange(n);
-    }
-    return digits;
+    return parsed;
   }
 
   /** UTF-8 bytes of a string; Refused for a lone surrogate, which UTF-8 cannot encode. */
