@@ -2,7 +2,7 @@
 #
 #   make setup        idempotent: .venv, JDBC jars, dynalite, databases
 #   make demo         carve demo against a fresh in-memory dynalite
-#   make test         ruff (lint and the layers' import rules), then pytest; make test PYTEST_ARGS='-m integration -x'
+#   make test         ruff (lint and the layers' import rules), chromium for the report test, then pytest; make test PYTEST_ARGS='-m integration -x'
 #   make lint         ruff only
 #   make bench        scripts/benchmark.py against dynalite; BENCH_ARGS='...'
 #   make bench-transform  scripts/bench_transform.py: carve's transform against a hand-written job, same items; BENCH_ARGS='--scale 15'
@@ -35,6 +35,7 @@ lint: setup
 	$(VENV)/bin/ruff check .
 
 test: lint
+	@scripts/ensure-browser
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 bench: setup

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import reduce
 from pathlib import Path
 
 from pyspark import StorageLevel
@@ -201,6 +202,8 @@ class Pipeline:
         report = self.report
         report.items_built, report.items_rejected, report.items_expected = total, rejected_count, total - rejected_count
         report.by_entity = by_entity
+        report.quarantine_reasons = quarantine_reasons(rejected) if rejected_count else []
+        report.item_sizes = item_sizes(items.where(F.col("problem").isNull()))
         if policy.duplicates == "fail" and rejected.where(F.col("problem").contains("duplicate key")).limit(1).count():
             raise ValidationFailedError(f"duplicate keys and the mapping's policy is duplicates: fail; see {report.quarantine}")
         share = rejected_count / total if total else 0.0
@@ -265,3 +268,29 @@ class Pipeline:
         self.report.reconcile = result
         self.report.items_lost, self.report.items_mismatched = result.missing, result.mismatched
         return result
+
+
+SIZE_BOUNDS = (128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072, 262144, 409600)
+QUARANTINE_REASONS_SHOWN = 20
+
+
+def quarantine_reasons(rejected: DataFrame) -> list[dict]:
+    """The most frequent reasons, each with its count and one item (the lowest key) as a sample."""
+    rows = (rejected.groupBy("problem")
+            .agg(F.count(F.lit(1)).alias("items"), F.min(F.struct("entity", "pk", "sk")).alias("sample"))
+            .orderBy(F.desc("items"), "problem").limit(QUARANTINE_REASONS_SHOWN).collect())
+    return [{"reason": r.problem, "items": r["items"], "sample": r.sample.asDict()} for r in rows]
+
+
+def item_sizes(accepted: DataFrame) -> dict | None:
+    """p50, p90, p99 (approximate, within 0.01 %) and max of the item sizes, and how many items fall
+    in each power-of-two band up to DynamoDB's 400 KB."""
+    bucket = reduce(lambda chain, bound: chain.when(F.col("size") <= bound, bound),
+                    SIZE_BOUNDS[1:], F.when(F.col("size") <= SIZE_BOUNDS[0], SIZE_BOUNDS[0])).otherwise(SIZE_BOUNDS[-1])
+    counts = {r.up_to: r["items"] for r in accepted.groupBy(bucket.alias("up_to")).agg(F.count(F.lit(1)).alias("items")).collect()}
+    if not counts:
+        return None
+    stats = accepted.agg(F.percentile_approx("size", [0.5, 0.9, 0.99], 10000).alias("q"), F.max("size").alias("max")).first()
+    return {"p50": stats.q[0], "p90": stats.q[1], "p99": stats.q[2], "max": stats["max"],
+            "histogram": [{"up_to": bound, "items": counts.get(bound, 0)} for bound in SIZE_BOUNDS
+                          if bound <= max(counts)]}

@@ -11,6 +11,7 @@ from typing import Any
 
 from expectations.validate import ValidationReport
 from jobs.progress import StageFigures
+from jobs.report_html import write_html
 from jobs.sinks.base import WriteOutcome
 from jobs.verify.reconcile import ReconcileResult
 
@@ -43,6 +44,8 @@ class RunReport:
     source_rows: dict[str, int] | None = None
     source_validation: list[ValidationReport] | None = None
     by_entity: dict[str, EntityCounts] | None = None
+    quarantine_reasons: list[dict[str, Any]] | None = None  # [{reason, items, sample}], most items first
+    item_sizes: dict[str, Any] | None = None  # p50, p90, p99, max and a histogram of the accepted items
     validation: ValidationReport | None = None
     write: WriteOutcome | None = None
     reconcile: ReconcileResult | None = None
@@ -88,6 +91,8 @@ class RunReport:
                 for r in self.source_validation],
             "by_entity": None if self.by_entity is None else {
                 name: {"built": c.built, "quarantined": c.quarantined} for name, c in self.by_entity.items()},
+            "quarantine_reasons": self.quarantine_reasons,
+            "item_sizes": self.item_sizes,
             "validation": None if self.validation is None else _validation(self.validation, self.data_docs),
             "reconcile": None if self.reconcile is None else _reconcile(self.reconcile),
             "quarantine": self.quarantine,
@@ -107,7 +112,10 @@ class RunReport:
         return _paths_as_text(out)
 
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps(self.as_dict(), indent=2, default=str) + "\n", encoding="utf-8")
+        """report.json, and report.html beside it: the same figures as a page people read."""
+        figures = self.as_dict()
+        path.write_text(json.dumps(figures, indent=2, default=str) + "\n", encoding="utf-8")
+        write_html(figures, path.with_name("report.html"))
         self.report = path
 
     def summary_lines(self) -> list[str]:
@@ -117,7 +125,7 @@ class RunReport:
             for name, value in ((name, getattr(self, name)) for name in SUMMARY_FIGURES))
         lines = [f"summary: {figures}"]
         for label, path in (("quarantine", self.quarantine), ("dead letter", self.dead_letter),
-                            ("report", self.report)):
+                            ("report", self.report), ("readable report", self.report and self.report.with_name("report.html"))):
             if path:
                 lines.append(f"{label}: {path}")
         if self.validation is not None and self.data_docs is not None:

@@ -1,0 +1,49 @@
+"""report.html from report.json's figures: escaped, self-contained, links relative to the page.
+
+The page in a real browser, against a real run's report.json: tests/integration/test_end_to_end.py.
+"""
+
+from __future__ import annotations
+
+import re
+
+from jobs.report import RunReport
+from jobs.report_html import render
+
+
+def test_text_from_the_data_is_escaped_and_nothing_is_loaded_from_elsewhere(tmp_path):
+    report = {
+        "mapping": "m", "table": "T", "status": "failed", "error": "boom <script>alert(1)</script>",
+        "items_rejected": 3,
+        "quarantine": str(tmp_path / "quarantine"),
+        "quarantine_reasons": [{"reason": "<img src=x onerror=alert(1)>", "items": 3,
+                                "sample": {"entity": "e", "pk": "A&B", "sk": None}}],
+    }
+    page = render(report, base=tmp_path)
+    assert "<script>" not in page and "<img" not in page
+    assert "boom &lt;script&gt;" in page and "A&amp;B" in page
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)  # no external assets
+    assert 'href="quarantine"' in page  # relative to the page, so the folder can move
+
+
+def test_a_report_that_failed_before_any_stage_still_renders(tmp_path):
+    failed = RunReport("m", "m.yaml", "T", "carve", error="connection refused")
+    failed.save(tmp_path / "report.json")
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert '<span class="status failed" data-figure="status">failed</span>' in page
+    assert 'data-figure="error">connection refused<' in page
+    assert page.rstrip().endswith("</html>")
+
+
+def test_every_shown_figure_names_its_place_in_report_json():
+    report = {"mapping": "m", "table": "T", "status": "ok", "items_written": 1234567, "wcu_consumed": 10.25,
+              "stages": {"read": {"rows": 10, "seconds": 1.5}},
+              "item_sizes": {"p50": 100, "p90": 200, "p99": 300, "max": 5000,
+                             "histogram": [{"up_to": 128, "items": 1}, {"up_to": 8192, "items": 2}]}}
+    page = render(report)
+    shown = dict(re.findall(r'data-figure="([^"]+)">([^<]*)<', page))
+    assert shown["items_written"] == "1,234,567"
+    assert shown["wcu_consumed"] == "10.2"  # one decimal (banker's rounding of the float)
+    assert shown["stages/read/seconds"] == "1.5"
+    assert shown["item_sizes/max"] == "5,000"
+    assert "8 KB" in page and "<svg" in page
