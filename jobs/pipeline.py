@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from functools import reduce
 from pathlib import Path
 
 from pyspark import StorageLevel
@@ -284,13 +283,13 @@ def quarantine_reasons(rejected: DataFrame) -> list[dict]:
 
 def item_sizes(accepted: DataFrame) -> dict | None:
     """p50, p90, p99 (approximate, within 0.01 %) and max of the item sizes, and how many items fall
-    in each power-of-two band up to DynamoDB's 400 KB."""
-    bucket = reduce(lambda chain, bound: chain.when(F.col("size") <= bound, bound),
-                    SIZE_BOUNDS[1:], F.when(F.col("size") <= SIZE_BOUNDS[0], SIZE_BOUNDS[0])).otherwise(SIZE_BOUNDS[-1])
-    counts = {r.up_to: r["items"] for r in accepted.groupBy(bucket.alias("up_to")).agg(F.count(F.lit(1)).alias("items")).collect()}
-    if not counts:
+    in each power-of-two band up to DynamoDB's 400 KB (up to the band of the largest): one pass."""
+    size = F.col("size")
+    lower = (0, *SIZE_BOUNDS[:-1])
+    bands = [F.count(F.when((size > low) & (size <= high), 1)).alias(f"b{high}") for low, high in zip(lower, SIZE_BOUNDS, strict=True)]
+    row = accepted.agg(F.percentile_approx(size, [0.5, 0.9, 0.99], 10000).alias("q"), F.max(size).alias("max"), *bands).first()
+    if row["max"] is None:
         return None
-    stats = accepted.agg(F.percentile_approx("size", [0.5, 0.9, 0.99], 10000).alias("q"), F.max("size").alias("max")).first()
-    return {"p50": stats.q[0], "p90": stats.q[1], "p99": stats.q[2], "max": stats["max"],
-            "histogram": [{"up_to": bound, "items": counts.get(bound, 0)} for bound in SIZE_BOUNDS
-                          if bound <= max(counts)]}
+    top = next((bound for bound in SIZE_BOUNDS if bound >= row["max"]), SIZE_BOUNDS[-1])
+    return {"p50": row.q[0], "p90": row.q[1], "p99": row.q[2], "max": row["max"],
+            "histogram": [{"up_to": bound, "items": row[f"b{bound}"]} for bound in SIZE_BOUNDS if bound <= top]}

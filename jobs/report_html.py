@@ -81,15 +81,10 @@ def _fig(path: str, value: Any) -> str:
     return f'<span data-figure="{_e(path)}">{_num(value)}</span>'
 
 
-def _link(target: Any, base: Path | None, label: str | None = None) -> str:
+def _link(target: Any, base: Path | None) -> str:
     text = str(target)
-    href = text
-    if base is not None and "://" not in text:
-        try:
-            href = os.path.relpath(text, base)
-        except ValueError:  # another drive
-            href = text
-    return f'<a href="{_e(href)}">{_e(label or text)}</a>'
+    href = os.path.relpath(text, base) if base is not None and "://" not in text else text
+    return f'<a href="{_e(href)}">{_e(text)}</a>'
 
 
 def _header(report: Mapping[str, Any]) -> str:
@@ -158,8 +153,9 @@ def _quarantine(report: Mapping[str, Any], base: Path | None) -> str:
         sample = r.get("sample") or {}
         key = " / ".join(_e(sample.get(k)) for k in ("entity", "pk", "sk") if sample.get(k) is not None)
         body.append([_fig(f"quarantine_reasons/{i}/items", r["items"]), _e(r["reason"]), f"<code>{key}</code>"])
-    shown = sum(r["items"] for r in reasons)
-    rest = report.get("items_rejected", shown) - shown
+    # items_rejected also counts the dead letter: the quarantine is the entities' quarantined items.
+    quarantined = sum(c["quarantined"] for c in (report.get("by_entity") or {}).values())
+    rest = quarantined - sum(r["items"] for r in reasons)
     more = f"<p>{rest:,} more items with other reasons.</p>" if rest > 0 else ""
     return (f"<h2>Quarantine</h2><p>By reason, the most frequent first.{where}</p>"
             + _table(["items", "reason", "an item (entity / pk / sk)"], body, [True, False, False]) + more)

@@ -47,3 +47,12 @@ def test_every_shown_figure_names_its_place_in_report_json():
     assert shown["stages/read/seconds"] == "1.5"
     assert shown["item_sizes/max"] == "5,000"
     assert "8 KB" in page and "<svg" in page
+
+
+def test_dead_letter_items_are_not_counted_as_quarantine_reasons_left_out():
+    report = {"mapping": "m", "table": "T", "status": "failed", "items_rejected": 5, "items_dead_letter": 2,
+              "by_entity": {"a": {"built": 10, "quarantined": 2}, "b": {"built": 4, "quarantined": 1}},
+              "quarantine_reasons": [{"reason": "x", "items": 2, "sample": {}}, {"reason": "y", "items": 1, "sample": {}}]}
+    assert "more items with other reasons" not in render(report)
+    report["by_entity"]["b"]["quarantined"] = 4  # 3 quarantined items beyond the reasons listed
+    assert "3 more items with other reasons" in render(report)

@@ -25,22 +25,19 @@ from transforms.errors import SetupError
 SOURCES = tuple(sorted(Path(__file__).parent.glob("*.java")))
 JAR_NAME = "carve-transforms.jar"
 
+def _result(text: str) -> T.StructType:
+    """What each function returns: its text (NULL when refused), the size, and why it was refused."""
+    return T.StructType([T.StructField(text, T.StringType()), T.StructField("size", T.LongType()),
+                         T.StructField("problem", T.StringType())])
+
+
 JSON_FUNCTION = "carve_dynamodb_json"
-JSON_CLASS = "carve.transforms.DynamoJson"
-JSON_RESULT = T.StructType([
-    T.StructField("json", T.StringType()),
-    T.StructField("size", T.LongType()),
-    T.StructField("problem", T.StringType()),
-])
-
 NUMBER_FUNCTION = "carve_dynamodb_number"
-NUMBER_CLASS = "carve.transforms.DynamoNumber"
-NUMBER_RESULT = T.StructType([
-    T.StructField("plain", T.StringType()),
-    T.StructField("size", T.LongType()),
-    T.StructField("problem", T.StringType()),
-])
-
+# Spark SQL name -> (Java class, result type)
+FUNCTIONS = {
+    JSON_FUNCTION: ("carve.transforms.DynamoJson", _result("json")),
+    NUMBER_FUNCTION: ("carve.transforms.DynamoNumber", _result("plain")),
+}
 
 def dynamodb_json(text: Column) -> Column:
     """struct(json, size, problem) of a JSON document's text; NULL for NULL text."""
@@ -61,13 +58,14 @@ def register(spark: SparkSession | None) -> None:
     if getattr(spark, "_carve_functions", False):
         return
     try:
-        spark.udf.registerJavaFunction(JSON_FUNCTION, JSON_CLASS, JSON_RESULT)
-        spark.udf.registerJavaFunction(NUMBER_FUNCTION, NUMBER_CLASS, NUMBER_RESULT)
+        for name, (java_class, result) in FUNCTIONS.items():
+            spark.udf.registerJavaFunction(name, java_class, result)
     except Exception as exc:  # py4j wraps the JVM's ClassNotFoundException
         if "ClassNotFoundException" not in str(exc) and "Can not load class" not in str(exc):
             raise
         raise SetupError(
-            f"carve's Java functions ({JAR_NAME}, classes {JSON_CLASS}, {NUMBER_CLASS}) are not on Spark's class path. "
+            f"carve's Java functions ({JAR_NAME}, classes {', '.join(c for c, _ in FUNCTIONS.values())}) are not on "
+            "Spark's class path. "
             "Locally, carve's local runtime builds and adds it; on AWS Glue, `carve deploy` "
             "uploads it and passes it with --extra-jars; with spark-submit, pass it with --jars."
         ) from None
