@@ -27,6 +27,7 @@ from jobs.sinks.pacing import BudgetSpec
 from jobs.sinks.registry import DEFAULT_SINK, make_sink
 from jobs.sinks.table import TableAddress
 from jobs.sinks.writer import task_slots
+from jobs.sizes import item_sizes
 from jobs.sources.connections import Connection
 from jobs.sources.jdbc import full_schema_frames, read_sources, unpersist
 from jobs.storage import write_json_lines
@@ -60,10 +61,10 @@ class TransformResult:
     by_entity: dict[str, EntityCounts]
 
 
-def budget_spec(mapping: Mapping, options: RunOptions) -> BudgetSpec | None:
-    """The run's --write-rate, else the mapping's target.write_rate, else None (the sink's default)."""
-    if options.write_rate is not None:
-        return BudgetSpec.parse(options.write_rate)
+def budget_spec(mapping: Mapping, write_rate: str | None) -> BudgetSpec | None:
+    """--write-rate, else the mapping's target.write_rate, else None (the sink's default)."""
+    if write_rate is not None:
+        return BudgetSpec.parse(write_rate)
     rate = mapping.target.write_rate
     return BudgetSpec(rate.units_per_second, rate.share_of_capacity) if rate else None
 
@@ -101,7 +102,7 @@ class Pipeline:
         self.console = console
         self.address = TableAddress(mapping.target.table, options.endpoint_url, options.region)
         self.sink = make_sink(options.sink, SinkContext(
-            spark, mapping, self.address, budget_spec(mapping, options), options.report_dir,
+            spark, mapping, self.address, budget_spec(mapping, options.write_rate), options.report_dir,
             runtime or current(), say=lambda line: console.print(f"  {line}", markup=False)))
         self.stages = Stages(console, spark.sparkContext)
         self.report = RunReport(mapping.name, mapping_file, mapping.target.table, options.sink)
@@ -269,7 +270,6 @@ class Pipeline:
         return result
 
 
-SIZE_BOUNDS = (128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072, 262144, 409600)
 QUARANTINE_REASONS_SHOWN = 20
 
 
@@ -279,17 +279,3 @@ def quarantine_reasons(rejected: DataFrame) -> list[dict]:
             .agg(F.count(F.lit(1)).alias("items"), F.min(F.struct("entity", "pk", "sk")).alias("sample"))
             .orderBy(F.desc("items"), "problem").limit(QUARANTINE_REASONS_SHOWN).collect())
     return [{"reason": r.problem, "items": r["items"], "sample": r.sample.asDict()} for r in rows]
-
-
-def item_sizes(accepted: DataFrame) -> dict | None:
-    """p50, p90, p99 (approximate, within 0.01 %) and max of the item sizes, and how many items fall
-    in each power-of-two band up to DynamoDB's 400 KB (up to the band of the largest): one pass."""
-    size = F.col("size")
-    lower = (0, *SIZE_BOUNDS[:-1])
-    bands = [F.count(F.when((size > low) & (size <= high), 1)).alias(f"b{high}") for low, high in zip(lower, SIZE_BOUNDS, strict=True)]
-    row = accepted.agg(F.percentile_approx(size, [0.5, 0.9, 0.99], 10000).alias("q"), F.max(size).alias("max"), *bands).first()
-    if row["max"] is None:
-        return None
-    top = next((bound for bound in SIZE_BOUNDS if bound >= row["max"]), SIZE_BOUNDS[-1])
-    return {"p50": row.q[0], "p90": row.q[1], "p99": row.q[2], "max": row["max"],
-            "histogram": [{"up_to": bound, "items": row[f"b{bound}"]} for bound in SIZE_BOUNDS if bound <= top]}
