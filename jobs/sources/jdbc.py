@@ -249,12 +249,13 @@ def _database_words(exc: SourceError) -> str:
 
 
 def read_sources(spark: SparkSession, conn: Connection, mapping: Mapping,
-                 needed: dict[str, set[str]]) -> dict[str, DataFrame]:
-    """Each source table once (projected, filtered where possible), cached for every consumer."""
+                 needed: dict[str, set[str]], cache: bool = True) -> dict[str, DataFrame]:
+    """Each source table once (projected, filtered where possible), cached for every consumer
+    (not cached: each consumer reads it again, cheaper for a small sample than a cache)."""
     frames = {table: read_table(spark, conn, read) for table, read in plan_reads(spark, conn, mapping, needed).items()}
     frames |= {source_id(name, entity): read_query(spark, conn, entity.query, _distinct([entity.filter]))
                for name, entity in mapping.entities.items() if entity.query}
-    return {name: df.persist(StorageLevel.MEMORY_AND_DISK) for name, df in frames.items()}
+    return {name: df.persist(StorageLevel.MEMORY_AND_DISK) if cache else df for name, df in frames.items()}
 
 
 def unpersist(frames: Iterable[DataFrame]) -> None:

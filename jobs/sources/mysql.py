@@ -41,6 +41,10 @@ class MySQLDialect:
     def quote(self, identifier: str) -> str:
         return "`" + identifier.replace("`", "``") + "`"
 
+    def bucket(self, expressions: list[str], buckets: int) -> str:
+        text = ", ".join(f"CAST({e} AS CHAR)" for e in expressions)
+        return f"MOD(CRC32(CONCAT_WS('|', {text})), {buckets})"
+
     def describe(self, query: Query, schema: str | None, table: str) -> TableSchema:
         in_schema = sql_literal(schema) if schema else "database()"
         columns = query(f"""

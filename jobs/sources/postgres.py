@@ -40,6 +40,10 @@ class PostgresDialect:
     def quote(self, identifier: str) -> str:
         return '"' + identifier.replace('"', '""') + '"'
 
+    def bucket(self, expressions: list[str], buckets: int) -> str:
+        text = ", ".join(f"CAST({e} AS text)" for e in expressions)
+        return f"mod(CAST(hashtext(concat_ws('|', {text})) AS bigint) + 2147483648, {buckets})"
+
     def describe(self, query: Query, schema: str | None, table: str) -> TableSchema:
         schema = schema or "public"
         columns = query(f"""
