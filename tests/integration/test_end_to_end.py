@@ -39,6 +39,7 @@ from jobs.devtools.local_stack import LOCAL_AWS_ENV
 from jobs.pipeline import Pipeline, RunOptions
 from jobs.sinks.table import delete_table
 from jobs.storage import read_json_lines
+from tests.support.browser import assert_figures_match, open_report
 from tests.support.databases import drop_database, query
 from tests.support.dynamodb import dynamodb_client, table_count
 from transforms.errors import ValidationFailedError
@@ -259,49 +260,17 @@ def test_report_json_counts_the_quarantine_by_reason_and_the_item_sizes(demo_run
     assert sizes["histogram"][-1]["up_to"] >= sizes["max"] and sizes["histogram"][-1]["items"] > 0
 
 
-def _figure(report: dict, path: str) -> Any:
-    value: Any = report
-    for part in path.split("/"):
-        value = value[int(part)] if isinstance(value, list) else value[part]
-    return value
-
-
 def test_report_html_renders_in_chromium_and_shows_report_json_s_figures(demo_run: DemoRun) -> None:
-    # A real headless Chromium (Debian's, installed by scripts/ensure-browser) opens the file.
-    from playwright.sync_api import sync_playwright
-
-    chromium = Path("/usr/bin/chromium")
-    assert chromium.exists(), "Debian's chromium is missing: run scripts/ensure-browser (make test does)"
-    page_file = demo_run.report_dir / "report.html"
-    report = json.loads((demo_run.report_dir / "report.json").read_text(encoding="utf-8"))
-    errors: list[str] = []
-    outside: list[str] = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(chromium), args=["--no-sandbox"])
-        try:
-            page = browser.new_page(viewport={"width": 1200, "height": 900})
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.on("request", lambda r: outside.append(r.url) if not r.url.startswith("file://") else None)
-            page.goto(page_file.as_uri())
-            shown = page.eval_on_selector_all("[data-figure]", "els => els.map(e => [e.dataset.figure, e.textContent])")
-            links = page.eval_on_selector_all("a", "els => els.map(e => e.href)")
-            title = page.title()
-            page.screenshot(path=str(demo_run.report_dir / "report.png"), full_page=True)
-        finally:
-            browser.close()
-    assert errors == [] and outside == [], (errors, outside)
-    assert f"{report['mapping']} -> {report['table']}" in title
-    paths = {path for path, _ in shown}
+    page = open_report(demo_run.report_dir)
+    report = page.report
+    assert page.errors == [] and page.outside == [], (page.errors, page.outside)
+    assert f"{report['mapping']} -> {report['table']}" in page.title
+    paths = {path for path, _ in page.shown}
     for needed in ("status", "items_written", "items_lost", "items_mismatched", "reconcile/missing",
                    "reconcile/mismatched", "stages/write/seconds", "item_sizes/p99", "quarantine_reasons/0/items",
                    "write/budget_wcu_per_second", *(f"by_entity/{e}/built" for e in report["by_entity"])):
         assert needed in paths, f"report.html does not show {needed}"
-    for path, text in shown:
-        value = _figure(report, path)
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            assert text == str(value), (path, text, value)
-        else:  # shown with thousands separators, floats to one decimal
-            assert float(text.replace(",", "")) == pytest.approx(value, abs=0.05), (path, text, value)
+    assert_figures_match(page)
+    links = page.links
     docs = [u for u in links if u.endswith("data_docs/index.html")]
     assert docs and Path(docs[0].removeprefix("file://")).is_file(), links
