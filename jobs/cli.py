@@ -19,6 +19,7 @@ from typing import Any
 import click
 from rich.console import Console
 
+from jobs.plan.sample import DEFAULT_SAMPLE_ROWS
 from jobs.sinks.registry import DEFAULT_SINK, sink_names
 from jobs.storage import run_folder_name
 from transforms.errors import CarveError, MappingError
@@ -214,6 +215,54 @@ def run(mapping: str | None, **options: Any) -> None:
 def reconcile(mapping: str, **options: Any) -> None:
     """Compare the table with what MAPPING produces from the source now, without writing."""
     sys.exit(run_mapping(mapping, write=False, **options))
+
+
+@cli.command()
+@click.argument("mapping", required=False, type=click.Path(dir_okay=False))
+@run_options
+@click.option("--sample", "sample_rows", type=click.IntRange(min=1), default=lambda: DEFAULT_SAMPLE_ROWS,
+              show_default=str(DEFAULT_SAMPLE_ROWS), metavar="ROWS",
+              help="Rows per entity to read (whole partition keys, with their embedded rows); the totals are "
+                   "scaled up by each entity's exact row count.")
+@click.option("--full", is_flag=True, help="Read everything: exact figures, as long a read as a run's.")
+@click.option("--prices", type=click.Path(dir_okay=False, exists=True),
+              help="A JSON or YAML file with any of the keys of the built-in price table (jobs/plan/prices.json).")
+def plan(mapping: str | None, endpoint_url: str | None, region: str, write_rate: str | None,
+         report_dir: str | None, sample_rows: int, full: bool, prices: str | None) -> None:
+    """Say what a run of MAPPING (default: the demo) will write, cost and take; write nothing.
+
+    Prints per entity the items, their sizes and write units, the write units of the whole load
+    (table and each index), its duration at the budget and at the table's capacity, the hottest
+    partition keys, and its cost on-demand, provisioned and through Import from S3, with the
+    path it recommends. report.json and report.html go to the report folder.
+    """
+    from jobs.plan import Planner, PlanOptions
+    from jobs.runtimes import current
+
+    mapping_file = mapping or packaged_mapping(DEMO_MAPPINGS["postgres"])
+    loaded = load_mapping(mapping_file)
+    options = PlanOptions(
+        report_dir=Path(report_dir) if report_dir else Path("reports") / run_folder_name(f"{loaded.name}-plan"),
+        sample_rows=None if full else sample_rows,
+        endpoint_url=endpoint_url or os.environ.get("CARVE_ENDPOINT_URL"),
+        region=region,
+        write_rate=write_rate,
+        prices=prices,
+    )
+    runtime = current()
+    conn = runtime.connection(loaded.source.connection)
+    what = "everything" if full else f"a sample of about {sample_rows:,} rows per entity"
+    console.print(f"carve plan [bold]{loaded.name}[/] -> {loaded.target.table} (reading {what}; nothing is written; "
+                  f"report in {options.report_dir})")
+    planner = Planner(runtime.spark(f"carve-plan-{loaded.name}"), loaded, mapping_file, conn, options, console)
+    try:
+        report = planner.execute()
+    finally:
+        for label, path in (("report", planner.report.report),
+                            ("readable report", planner.report.report and planner.report.report.with_name("report.html"))):
+            if path:
+                console.print(f"{label}: {path}", markup=False)
+    console.print(f"status: {report.status}", markup=False)
 
 
 @cli.command()

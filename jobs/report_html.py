@@ -9,6 +9,7 @@ test can check that the page says what the JSON says.
 from __future__ import annotations
 
 import html
+import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -57,6 +58,7 @@ def render(report: Mapping[str, Any], base: Path | None = None) -> str:
         _write_rate(report.get("write")),
         _reconcile(report.get("reconcile")),
         _validation(report.get("validation"), base),
+        *(_plan_sections(report) if report.get("mode") == "plan" else ()),
         "</body></html>",
     ]
     return "\n".join(p for p in parts if p) + "\n"
@@ -81,6 +83,12 @@ def _fig(path: str, value: Any) -> str:
     return f'<span data-figure="{_e(path)}">{_num(value)}</span>'
 
 
+def _money(path: str, value: Any) -> str:
+    """An amount of money from report.json: four decimals, as a load of a few cents is common."""
+    shown = f"{value:,.4f}" if isinstance(value, (int, float)) else _e(value)
+    return f'<span data-figure="{_e(path)}">{shown}</span>'
+
+
 def _link(target: Any, base: Path | None) -> str:
     text = str(target)
     href = os.path.relpath(text, base) if base is not None and "://" not in text else text
@@ -92,7 +100,8 @@ def _header(report: Mapping[str, Any]) -> str:
     lines = [
         f'<p><span class="status {_e(status)}" data-figure="status">{_e(status)}</span> '
         f'<span class="muted">started {_e(report.get("started_at", "?"))}, '
-        f'{_fig("seconds", report.get("seconds", 0.0))} s in all; sink {_e(report.get("sink", "?"))}; '
+        f'{_fig("seconds", report.get("seconds", 0.0))} s in all; '
+        f'{"nothing written" if report.get("mode") == "plan" else "sink " + _e(report.get("sink", "?"))}; '
         f'mapping file <code>{_e(report.get("mapping_file", "?"))}</code></span></p>',
     ]
     if report.get("error"):
@@ -257,3 +266,110 @@ def _validation(validation: Mapping[str, Any] | None, base: Path | None) -> str:
     docs = f" Great Expectations Data Docs: {_link(validation['data_docs'], base)}." if validation.get("data_docs") else ""
     return (f"<h2>Validation</h2><p>Suite <code>{_e(validation.get('suite'))}</code>.{docs}</p>"
             + _table(["expectation", "column", "severity", "", "unexpected"], rows, [False, False, False, False, True]))
+
+
+# --- carve plan ------------------------------------------------------------------------------------
+
+
+def _plan_sections(report: Mapping[str, Any]) -> list[str]:
+    return [_plan_load(report), _plan_entities(report), _plan_largest(report), _plan_keys(report),
+            _plan_costs(report), _plan_samples(report)]
+
+
+def _plan_load(report: Mapping[str, Any]) -> str:
+    sample = report.get("sample") or {}
+    how = ("every row was read: the figures are exact" if sample.get("full") else
+           f"a sample of about {sample.get('rows_per_entity', 0):,} rows per entity was read (whole partition keys "
+           "with their embedded rows); totals are scaled by each entity's exact row count")
+    units = report.get("write_units") or {}
+    rows = [["table", _fig("write_units/table", units.get("table", 0))]]
+    rows += [[f"index {_e(name)}", _fig(f"write_units/indexes/{name}", n)] for name, n in (units.get("indexes") or {}).items()]
+    rows.append(["<strong>total</strong>", _fig("write_units/total", units.get("total", 0))])
+    d = report.get("duration") or {}
+    target = report.get("target") or {}
+    return (f"<h2>The load</h2><p>{_e(how)}. Target table {_e(target.get('table', '?'))}: {_e(target.get('note', ''))}.</p>"
+            + _table(["write units", ""], rows, [False, True])
+            + f"<p>At the budget, {_fig('duration/budget_wcu_per_second', d.get('budget_wcu_per_second'))} WCU/s "
+              f"({_e(d.get('budget', ''))}): {_fig('duration/seconds_at_budget', d.get('seconds_at_budget'))} s. "
+              f"At the table's capacity, {_fig('duration/capacity_wcu_per_second', d.get('capacity_wcu_per_second'))} "
+              f"WCU/s ({_e(d.get('capacity', ''))}): {_fig('duration/seconds_at_capacity', d.get('seconds_at_capacity'))} s. "
+              f"The busiest partition key alone needs {_fig('duration/largest_key_seconds', d.get('largest_key_seconds'))} s "
+              "at DynamoDB's 1,000 WCU/s per key.</p>")
+
+
+def _plan_entities(report: Mapping[str, Any]) -> str:
+    out = ["<h2>Item sizes per entity</h2>"]
+    for name, e in (report.get("by_entity") or {}).items():
+        sizes = e.get("sizes") or {}
+        base = f"by_entity/{name}"
+        stats = " ".join(f"{key} {_fig(f'{base}/sizes/{key}', sizes[key])} B;" for key in ("p50", "p90", "p99", "max")
+                         if key in sizes)
+        indexes = "".join(f", index {_e(i)} {_fig(f'{base}/index_write_units/{i}', n)}"
+                          for i, n in (e.get("index_write_units") or {}).items())
+        chart = _bars([(_size_label(b["up_to"]), b["items"]) for b in sizes.get("histogram") or []],
+                      "items in the sample", "item size up to")
+        out.append(f"<h3>{_e(name)}</h3><p>{_fig(f'{base}/built', e['built'])} items, "
+                   f"{_fig(f'{base}/quarantined', e['quarantined'])} quarantined; {stats} "
+                   f"write units {_fig(f'{base}/write_units', e['write_units'])}{indexes}; "
+                   f"over 400 KB {_fig(f'{base}/over_400kb', e['over_400kb'])}, within 10 % of it "
+                   f"{_fig(f'{base}/within_10pct_of_400kb', e['within_10pct_of_400kb'])}. "
+                   f"<span class='muted'>Sample: {_fig(f'{base}/sample/rows', e['sample']['rows'])} items.</span></p>{chart}")
+    return "".join(out)
+
+
+def _plan_largest(report: Mapping[str, Any]) -> str:
+    items = report.get("largest_items") or []
+    if not items:
+        return ""
+    body = [[_e(i["entity"]), f"<code>{_e(i['pk'])}</code>", f"<code>{_e(i.get('sk') or '')}</code>",
+             _fig(f"largest_items/{n}/size", i["size"]), _e(i.get("problem") or "")] for n, i in enumerate(items)]
+    return ("<h2>The largest items</h2>"
+            + _table(["entity", "pk", "sk", "bytes", "quarantined because"], body, [False, False, False, True, False]))
+
+
+def _plan_keys(report: Mapping[str, Any]) -> str:
+    out = []
+    collections = report.get("collections") or {}
+    for kind, title in (("by_items", "most items"), ("by_bytes", "most bytes")):
+        rows = [[f"<code>{_e(c['pk'])}</code>", _fig(f"collections/{kind}/{n}/items", c["items"]),
+                 _fig(f"collections/{kind}/{n}/bytes", c["bytes"])] for n, c in enumerate(collections.get(kind) or [])]
+        if rows:
+            out.append(f"<h2>Item collections with the {title}</h2>"
+                       + _table(["partition key", "items", "bytes"], rows, [False, True, True]))
+    hot = [[f"<code>{_e(h['pk'])}</code>", _fig(f"hot_keys/{n}/write_units", h["write_units"]),
+            f"{h['share']:.2%}", _fig(f"hot_keys/{n}/seconds_at_partition_limit", h["seconds_at_partition_limit"])]
+           for n, h in enumerate(report.get("hot_keys") or [])]
+    if hot:
+        out.append("<h2>Hot partition keys</h2><p>The keys that take the most of the load's table write units.</p>"
+                   + _table(["partition key", "write units", "share of the load", "seconds at 1,000 WCU/s"], hot,
+                            [False, True, True, True]))
+    return "".join(out)
+
+
+def _plan_costs(report: Mapping[str, Any]) -> str:
+    costs = report.get("costs") or {}
+    prices = costs.get("prices") or {}
+    currency = _e(prices.get("currency", ""))
+    rows = [["on-demand writes", f"{_money('costs/on_demand', costs.get('on_demand'))} {currency}"],
+            [f"provisioned capacity ({_fig('costs/provisioned_hours', costs.get('provisioned_hours'))} h billed)",
+             f"{_money('costs/provisioned', costs.get('provisioned'))} {currency}"],
+            ["Import from S3", f"{_money('costs/import_s3', costs.get('import_s3'))} {currency}"]]
+    rec = report.get("recommendation") or {}
+    return ("<h2>Cost of the load</h2>"
+            f"<p class='muted'>List prices for {_e(prices.get('region', '?'))}, {_e(prices.get('table_class', ''))} "
+            f"table class, as of {_e(prices.get('as_of', '?'))} ({_e(prices.get('source', ''))}); "
+            "<code>carve plan --prices FILE</code> overrides them.</p>"
+            + _table(["path", "cost"], rows, [False, True])
+            + f"<p><strong>Recommended: <span data-figure='recommendation/path'>{_e(rec.get('path', ''))}</span></strong>. "
+              f"{_e(rec.get('reason', ''))}.</p>")
+
+
+def _plan_samples(report: Mapping[str, Any]) -> str:
+    samples = report.get("samples") or {}
+    if not samples:
+        return ""
+    out = ["<h2>Sample items (DynamoDB JSON)</h2>"]
+    for entity, items in samples.items():
+        for item in items:
+            out.append(f"<h3>{_e(entity)}</h3><pre>{_e(json.dumps(item, indent=2, ensure_ascii=False))}</pre>")
+    return "".join(out)

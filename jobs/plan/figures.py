@@ -1,0 +1,164 @@
+"""What `carve plan` learns from the items it built: per entity and for the whole load.
+
+Everything is measured on the items the full run would build (the same transforms); in a sample,
+each entity's totals are scaled by its rows in the source over its rows in the sample. Sizes,
+write units and import bytes are DynamoDB's own rules: a write costs one unit per started KB of
+the item, in the table and again in every global secondary index that holds the item (carve
+creates indexes with projection ALL, so the index entry is as large as the item).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping as MappingABC
+from dataclasses import dataclass
+from typing import Any
+
+from pyspark import StorageLevel
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from jobs.plan.sample import EntitySample
+from jobs.sizes import size_columns, size_figures
+from transforms.errors import CarveError
+from transforms.mapping import Mapping
+from transforms.wire import KB, MAX_ITEM_BYTES
+
+NEAR_LIMIT = 0.9 * MAX_ITEM_BYTES  # "within 10 % of 400 KB"
+TOP = 10
+SAMPLE_ITEMS = 2
+# An Import-from-S3 file in DynamoDB JSON holds one {"Item":<the item>} per line.
+IMPORT_LINE_BYTES = len('{"Item":}\n')
+PARTITION_WCU_PER_SECOND = 1000  # one partition key takes at most this many write units per second
+
+
+@dataclass(frozen=True)
+class LoadFigures:
+    by_entity: dict[str, dict[str, Any]]
+    write_units: dict[str, Any]  # {"table": n, "indexes": {name: n}, "total": n}
+    import_bytes: int
+    largest_items: list[dict[str, Any]]
+    collections: dict[str, list[dict[str, Any]]]  # by_items, by_bytes
+    hot_keys: list[dict[str, Any]]
+    samples: dict[str, list[Any]]
+    sampled: bool
+
+
+def in_index(mapping: Mapping) -> dict[str, Column]:
+    """Per index, whether an item lands in it: it has every key attribute of the index."""
+    attrs = sorted({a for index in mapping.target.indexes for a in (index.partition, index.sort) if a})
+    if not attrs:
+        return {}
+    schema = T.StructType([T.StructField(a, T.MapType(T.StringType(), T.StringType())) for a in attrs])
+    parsed = F.from_json("item", schema)
+    out = {}
+    for index in mapping.target.indexes:
+        held = parsed[index.partition].isNotNull()
+        out[index.name] = held & parsed[index.sort].isNotNull() if index.sort else held
+    return out
+
+
+def measure(items: DataFrame, mapping: Mapping, samples: MappingABC[str, EntitySample]) -> LoadFigures:
+    """Every figure of the plan from the built items (entity, pk, sk, item, size, problem), which
+    the caller has cached: each figure is a small aggregation over them."""
+    accepted = F.col("problem").isNull()
+    units = F.ceil(F.col("size") / KB)
+    indexes = in_index(mapping)
+    frame = items.select("entity", "pk", "sk", "item", "size", "problem", units.alias("units"),
+                         *[flag.alias(f"in_{name}") for name, flag in indexes.items()])
+    by_entity = _by_entity(frame, list(indexes), samples)
+    write_units = _total_units(by_entity, list(indexes))
+    good = frame.where(accepted)
+    per_key = good.groupBy("pk").agg(F.count(F.lit(1)).alias("items"), F.sum("size").alias("bytes"),
+                                     F.sum("units").alias("units")).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        return LoadFigures(
+            by_entity=by_entity,
+            write_units=write_units,
+            import_bytes=sum(e["import_bytes"] for e in by_entity.values()),
+            largest_items=[{"entity": r.entity, "pk": r.pk, "sk": r.sk, "size": r["size"], "problem": r.problem}
+                           for r in frame.orderBy(F.desc("size"), "pk", "sk").limit(TOP).collect()],
+            collections=_collections(per_key),
+            hot_keys=_hot_keys(per_key, write_units["table"]),
+            samples=_samples(good, by_entity),
+            sampled=not all(s.whole for s in samples.values()),
+        )
+    finally:
+        per_key.unpersist()
+
+
+def _by_entity(frame: DataFrame, indexes: list[str], samples: MappingABC[str, EntitySample]) -> dict[str, dict[str, Any]]:
+    good = F.col("problem").isNull()
+    size = F.col("size")
+    aggregates = [
+        F.count(F.lit(1)).alias("built"),
+        F.count("problem").alias("quarantined"),
+        F.sum(F.when(good, F.col("units"))).alias("units"),
+        F.sum(F.when(good, size)).alias("bytes"),
+        F.sum(F.when(good, F.octet_length("item") + IMPORT_LINE_BYTES)).alias("import_bytes"),
+        F.count(F.when(size > MAX_ITEM_BYTES, 1)).alias("over_limit"),
+        F.count(F.when((size > NEAR_LIMIT) & (size <= MAX_ITEM_BYTES), 1)).alias("near_limit"),
+        *[F.sum(F.when(good & F.col(f"in_{name}"), F.col("units"))).alias(f"units_{name}") for name in indexes],
+        *size_columns(F.when(good, size)),
+    ]
+    out = {}
+    for row in frame.groupBy("entity").agg(*aggregates).orderBy("entity").collect():
+        sample = samples[row.entity]
+        rows = row.built if sample.whole else sample.rows  # a whole entity's sample is every row
+        scale = rows / row.built
+        out[row.entity] = {
+            "built": rows,
+            "quarantined": round(row.quarantined * scale),
+            "write_units": round((row.units or 0) * scale),
+            "index_write_units": {name: round((row[f"units_{name}"] or 0) * scale) for name in indexes},
+            "bytes": round((row.bytes or 0) * scale),
+            "import_bytes": round((row.import_bytes or 0) * scale),
+            "over_400kb": round(row.over_limit * scale),
+            "within_10pct_of_400kb": round(row.near_limit * scale),
+            "sizes": size_figures(row),
+            "sample": {"rows": row.built, "share": round(sample.fraction, 4), "scale": round(scale, 4)},
+        }
+    for name, sample in samples.items():
+        if name not in out and sample.rows:
+            raise CarveError(f"the sample of entity '{name}' holds none of its {sample.rows:,} rows; "
+                             "ask for more with --sample, or read everything with --full")
+    return out
+
+
+def _total_units(by_entity: MappingABC[str, dict[str, Any]], indexes: list[str]) -> dict[str, Any]:
+    table = sum(e["write_units"] for e in by_entity.values())
+    per_index = {name: sum(e["index_write_units"][name] for e in by_entity.values()) for name in indexes}
+    return {"table": table, "indexes": per_index, "total": table + sum(per_index.values())}
+
+
+def _collections(per_key: DataFrame) -> dict[str, list[dict[str, Any]]]:
+    """The partition keys with the most items and the most bytes (an item collection is all the
+    items of one partition key)."""
+    def top(order: str) -> list[dict[str, Any]]:
+        rows = per_key.orderBy(F.desc(order), "pk").limit(TOP).collect()
+        return [{"pk": r.pk, "items": r["items"], "bytes": r.bytes} for r in rows]
+
+    return {"by_items": top("items"), "by_bytes": top("bytes")}
+
+
+def _hot_keys(per_key: DataFrame, total: int) -> list[dict[str, Any]]:
+    """The partition keys that take the most of the load's table write units, each with its share
+    of the whole load (`total`, estimated in a sample: a sampled key has all its items, so its own
+    units are exact) and the seconds it needs at DynamoDB's 1,000 WCU/s per partition key."""
+    rows = per_key.orderBy(F.desc("units"), "pk").limit(TOP).collect()
+    return [{"pk": r.pk, "write_units": r.units, "share": r.units / total if total else 0.0,
+             "seconds_at_partition_limit": r.units / PARTITION_WCU_PER_SECOND} for r in rows]
+
+
+def _samples(good: DataFrame, by_entity: MappingABC[str, dict[str, Any]]) -> dict[str, list[Any]]:
+    """Per entity, the items nearest its median size: what a typical item looks like."""
+    median = F.lit(0)
+    for name, e in by_entity.items():
+        median = F.when(F.col("entity") == name, F.lit((e["sizes"] or {}).get("p50", 0))).otherwise(median)
+    first = F.row_number().over(Window.partitionBy("entity").orderBy(F.abs(F.col("size") - median), "pk", "sk"))
+    rows = good.withColumn("n", first).where(F.col("n") <= SAMPLE_ITEMS).orderBy("entity", "n").collect()
+    out: dict[str, list[Any]] = {}
+    for r in rows:
+        out.setdefault(r.entity, []).append(json.loads(r.item))
+    return out
