@@ -156,7 +156,8 @@ def _budget_text(_ctx: click.Context, _param: click.Parameter, value: str | None
 
 
 def run_mapping(mapping_file: str, *, endpoint_url: str | None, region: str, write_rate: str | None,
-                report_dir: str | None, sink: str = DEFAULT_SINK, write: bool = True, connection: Any = None) -> int:
+                report_dir: str | None, sink: str = DEFAULT_SINK, write: bool = True, connection: Any = None,
+                import_prefix: str | None = None) -> int:
     """Run (or, with write=False, reconcile) one mapping and print its stages and summary; the exit status."""
     from jobs.pipeline import Pipeline, RunOptions, writable_dir
     from jobs.report import RunReport
@@ -169,6 +170,7 @@ def run_mapping(mapping_file: str, *, endpoint_url: str | None, region: str, wri
         region=region,
         write_rate=write_rate,
         sink=sink,
+        import_prefix=import_prefix,
     )
     runtime = current()
     writable_dir(options.report_dir)  # first: without it, a failure would have nowhere to be reported
@@ -176,7 +178,8 @@ def run_mapping(mapping_file: str, *, endpoint_url: str | None, region: str, wri
     try:
         # Before Spark starts: a connection that cannot be resolved fails in a second, not after a minute.
         conn = connection or runtime.connection(mapping.source.connection)
-        via = " through the Glue DynamoDB connector" if write and sink == "glue-connector" else ""
+        ways = {"glue-connector": " through the Glue DynamoDB connector", "import-s3": " through Import from S3"}
+        via = ways.get(sink, "") if write else ""
         console.print(f"carve {'run' if write else 'reconcile'} [bold]{mapping.name}[/] -> {mapping.target.table}{via} "
                       f"({len(mapping.entities)} entities; report in {options.report_dir})")
         pipeline = Pipeline(runtime.spark(f"carve-{mapping.name}"), mapping, mapping_file, conn, options, console,
@@ -198,14 +201,18 @@ def run_mapping(mapping_file: str, *, endpoint_url: str | None, region: str, wri
 @click.argument("mapping", required=False, type=click.Path(dir_okay=False))
 @run_options
 @click.option("--sink", type=click.Choice(sink_names()), default=DEFAULT_SINK, show_default=True,
-              help="Who writes the items: carve's rate-controlled writer, or AWS Glue's DynamoDB connector "
-                   "(on AWS Glue only).")
+              help="Who writes the items: carve's rate-controlled writer, AWS Glue's DynamoDB connector "
+                   "(on AWS Glue only), or DynamoDB's Import from S3 (a new table only; needs --import-prefix).")
+@click.option("--import-prefix", metavar="S3URI",
+              help="With --sink import-s3: the s3://BUCKET/PREFIX/ under which each run writes its item files.")
 def run(mapping: str | None, **options: Any) -> None:
     """Migrate MAPPING (default: the packaged demo mapping) into DynamoDB and prove it.
 
     Exit status 0 only when every expected item is in the table with exactly the expected
     content; 1 when anything is lost, different, over the quarantine threshold or failed.
     """
+    if (options["sink"] == "import-s3") != bool(options["import_prefix"]):
+        raise click.UsageError("--sink import-s3 and --import-prefix S3URI go together")
     sys.exit(run_mapping(mapping or packaged_mapping(DEMO_MAPPINGS["postgres"]), **options))
 
 

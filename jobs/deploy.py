@@ -56,6 +56,7 @@ class DeployFile(Model):
     connections: list[str] = []
     source_secret: str | None = None
     write_rate: str | None = None
+    sink: Literal["carve", "glue-connector", "import-s3"] = "carve"  # import-s3 stages under <prefix>imports/
     tags: dict[str, str] = {}
 
     @field_validator("prefix")
@@ -165,6 +166,10 @@ def job_arguments(deploy: DeployFile, mapping_uri: str, wheel_uri: str, jar_uri:
     }
     if deploy.write_rate:
         args["--carve_write_rate"] = deploy.write_rate
+    if deploy.sink != "carve":
+        args["--carve_sink"] = deploy.sink
+    if deploy.sink == "import-s3":
+        args["--carve_import_prefix"] = f"s3://{deploy.bucket}/{deploy.prefix}imports/"
     if deploy.source_secret:
         args["--carve_source_secret"] = deploy.source_secret
     elif deploy.connections:
@@ -360,10 +365,13 @@ def job_policy(spec: DeployFile, account: str, mappings: list[Mapping], secret_a
     region = spec.region
     tables = sorted({m.target.table for m in mappings})
     table_arns = [f"arn:aws:dynamodb:{region}:{account}:table/{t}" for t in tables]
+    if spec.sink == "import-s3":  # ImportTable creates the table and writes it; the job only reads it back
+        table_actions = ["dynamodb:DescribeTable", "dynamodb:Scan"]
+    else:
+        table_actions = ["dynamodb:DescribeTable", "dynamodb:CreateTable", "dynamodb:BatchWriteItem",
+                         "dynamodb:PutItem", "dynamodb:Scan"]
     statements: list[dict[str, Any]] = [
-        {"Sid": "WriteAndReconcileTargetTables", "Effect": "Allow",
-         "Action": ["dynamodb:DescribeTable", "dynamodb:CreateTable", "dynamodb:BatchWriteItem", "dynamodb:PutItem",
-                    "dynamodb:Scan"],
+        {"Sid": "WriteAndReconcileTargetTables", "Effect": "Allow", "Action": table_actions,
          "Resource": table_arns + [f"{arn}/index/*" for arn in table_arns]},
         {"Sid": "ReadArtifacts", "Effect": "Allow", "Action": ["s3:GetObject"],
          "Resource": [f"arn:aws:s3:::{spec.bucket}/{spec.prefix}{part}/*" for part in ("wheels", "jars", "scripts", "mappings")]},
@@ -379,6 +387,8 @@ def job_policy(spec: DeployFile, account: str, mappings: list[Mapping], secret_a
         {"Sid": "GlueJobMetrics", "Effect": "Allow", "Action": ["cloudwatch:PutMetricData"], "Resource": "*",
          "Condition": {"StringEquals": {"cloudwatch:namespace": "Glue"}}},
     ]
+    if spec.sink == "import-s3":
+        statements += import_statements(spec, account, table_arns)
     if spec.connections:
         statements.append({"Sid": "SourceConnections", "Effect": "Allow", "Action": ["glue:GetConnection"],
                            "Resource": [f"arn:aws:glue:{region}:{account}:catalog"]
@@ -394,6 +404,22 @@ def job_policy(spec: DeployFile, account: str, mappings: list[Mapping], secret_a
         statements.append({"Sid": "SourceSecret", "Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"],
                            "Resource": [secret_arn]})
     return {"Version": "2012-10-17", "Statement": statements}
+
+
+def import_statements(spec: DeployFile, account: str, table_arns: list[str]) -> list[dict[str, Any]]:
+    """What --sink import-s3 adds, as DynamoDB's "Requesting a table import" lists it: ImportTable
+    and DescribeImport on the tables (an import's ARN is under its table's), the item files under
+    <prefix>imports/ written by the job and read by the import, and the import's CloudWatch logs."""
+    files = f"arn:aws:s3:::{spec.bucket}/{spec.prefix}imports/*"
+    return [
+        {"Sid": "ImportTables", "Effect": "Allow", "Action": ["dynamodb:ImportTable", "dynamodb:DescribeImport"],
+         "Resource": table_arns + [f"{arn}/import/*" for arn in table_arns]},
+        {"Sid": "ImportFiles", "Effect": "Allow", "Action": ["s3:PutObject", "s3:GetObject"], "Resource": [files]},
+        {"Sid": "ImportLogs", "Effect": "Allow",
+         "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:DescribeLogGroups",
+                    "logs:DescribeLogStreams", "logs:PutLogEvents", "logs:PutRetentionPolicy"],
+         "Resource": [f"arn:aws:logs:{spec.region}:{account}:log-group:/aws-dynamodb/*"]},
+    ]
 
 
 def wildcard_data_actions(policy: dict[str, Any]) -> list[str]:

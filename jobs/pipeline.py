@@ -44,6 +44,7 @@ class RunOptions:
     region: str = "us-east-1"
     write_rate: str | None = None  # '1500' WCU/s or '80%' of capacity; overrides the mapping's
     sink: str = DEFAULT_SINK
+    import_prefix: str | None = None  # s3://bucket/prefix/ for --sink import-s3
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,8 @@ class Pipeline:
         self.address = TableAddress(mapping.target.table, options.endpoint_url, options.region)
         self.sink = make_sink(options.sink, SinkContext(
             spark, mapping, self.address, budget_spec(mapping, options.write_rate), options.report_dir,
-            runtime or current(), say=lambda line: console.print(f"  {line}", markup=False)))
+            runtime or current(), say=lambda line: console.print(f"  {line}", markup=False),
+            import_prefix=options.import_prefix))
         self.stages = Stages(console, spark.sparkContext)
         self.report = RunReport(mapping.name, mapping_file, mapping.target.table, options.sink)
         writable_dir(options.report_dir)

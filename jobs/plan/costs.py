@@ -96,10 +96,15 @@ def load_costs(write_units: float, import_bytes: int, budget_wcu: float, prices:
 
 
 def recommend(costs: LoadCosts, table_exists: bool, currency: str) -> dict[str, str]:
-    """The path to take and why: the cheapest one that can load this table with carve today."""
+    """The path to take and why: the cheapest one that can load this table."""
     writes = {"on-demand writes": costs.on_demand, "provisioned capacity": costs.provisioned}
     cheaper = min(writes, key=writes.__getitem__)
     other = max(writes, key=writes.__getitem__)
+    if not table_exists and costs.import_s3 < writes[cheaper]:
+        return {"path": "Import from S3",
+                "reason": (f"Import from S3 costs {_money(costs.import_s3, currency)} against "
+                           f"{_money(writes[cheaper], currency)} for {cheaper}, and uses none of the table's write "
+                           "capacity; the table is new (carve run --sink import-s3 --import-prefix s3://BUCKET/PREFIX/)")}
     reason = (f"{cheaper} cost {_money(writes[cheaper], currency)} against {_money(writes[other], currency)} "
               f"for {other}")
     if cheaper == "provisioned capacity":
@@ -107,9 +112,6 @@ def recommend(costs: LoadCosts, table_exists: bool, currency: str) -> dict[str, 
                    "and back afterwards)")
     if table_exists:
         reason += "; Import from S3 only creates a new table, and this one exists"
-    elif costs.import_s3 < writes[cheaper]:
-        reason += (f"; Import from S3 would cost {_money(costs.import_s3, currency)} into a new table, but carve "
-                   "cannot write through it yet")
     else:
         reason += f"; Import from S3 would cost {_money(costs.import_s3, currency)}"
     return {"path": cheaper, "reason": reason}

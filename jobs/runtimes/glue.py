@@ -54,7 +54,7 @@ from transforms.errors import CarveError, MappingError, SinkError
 
 REQUIRED = ("JOB_NAME", "carve_mapping", "carve_report_prefix")
 OPTIONAL = ("carve_write_rate", "carve_sink", "carve_endpoint_url", "carve_source_secret",
-            "carve_source_glue_connection", "carve_region")
+            "carve_source_glue_connection", "carve_region", "carve_import_prefix")
 SINKS = sink_names()
 
 console = Console(highlight=False, soft_wrap=True)
@@ -75,6 +75,7 @@ class JobArguments:
     source_secret: str | None = None  # a Secrets Manager secret id, not a secret
     source_glue_connection: str | None = None
     region: str | None = None
+    import_prefix: str | None = None  # s3://bucket/prefix/ for --carve_sink import-s3
     resolved: Mapping[str, Any] = field(default_factory=dict, repr=False)  # everything, for Job.init
 
 
@@ -102,6 +103,7 @@ def parse_job_arguments(argv: list[str]) -> JobArguments:
         source_secret=resolved.get("carve_source_secret") or None,
         source_glue_connection=resolved.get("carve_source_glue_connection") or None,
         region=resolved.get("carve_region") or None,
+        import_prefix=resolved.get("carve_import_prefix") or None,
         resolved=dict(resolved),
     )
     _check(args)
@@ -116,6 +118,10 @@ def _check(args: JobArguments) -> None:
     if args.sink == "glue-connector" and args.endpoint_url:
         raise JobArgumentError("the Glue DynamoDB connector has no documented endpoint option and cannot target "
                                f"{args.endpoint_url}; use --carve_sink carve for a local endpoint")
+    if (args.sink == "import-s3") != bool(args.import_prefix):
+        raise JobArgumentError("--carve_sink import-s3 and --carve_import_prefix s3://BUCKET/PREFIX/ go together")
+    if args.import_prefix and not args.import_prefix.startswith("s3://"):
+        raise JobArgumentError(f"--carve_import_prefix {args.import_prefix}: give s3://BUCKET/PREFIX/")
     for name, value in (("--carve_mapping", args.mapping), ("--carve_report_prefix", args.report_prefix)):
         if is_s3(value):
             try:
@@ -135,6 +141,8 @@ def carve_argv(args: JobArguments, mapping_file: Path, report_dir: Path) -> list
         argv += ["--endpoint-url", args.endpoint_url]
     if args.region:
         argv += ["--region", args.region]
+    if args.import_prefix:
+        argv += ["--import-prefix", args.import_prefix]
     return argv
 
 

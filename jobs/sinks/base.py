@@ -27,6 +27,7 @@ class SinkContext:
     report_dir: Path
     runtime: Runtime
     say: Callable[[str], None]  # a line of its own on the console, between the stage lines
+    import_prefix: str | None = None  # --import-prefix: where --sink import-s3 puts its files (s3://...)
 
 
 @dataclass(frozen=True)

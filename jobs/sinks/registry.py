@@ -5,11 +5,13 @@ from __future__ import annotations
 from jobs.sinks.base import Sink, SinkContext
 from jobs.sinks.carve import CarveSink
 from jobs.sinks.glue_connector import GlueConnectorSink
+from jobs.sinks.import_s3 import ImportS3Sink
 from transforms.errors import SinkError
 
 SINKS: dict[str, type[Sink]] = {
     CarveSink.name: CarveSink,
     GlueConnectorSink.name: GlueConnectorSink,
+    ImportS3Sink.name: ImportS3Sink,
 }
 DEFAULT_SINK = CarveSink.name
 

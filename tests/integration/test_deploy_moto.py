@@ -18,7 +18,17 @@ import requests
 from moto.server import ThreadedMotoServer
 
 from jobs.cli import main
-from jobs.deploy import JOB_SCRIPT, Clients, DeployFile, build_wheel, deploy, job_policy, pinned, wildcard_data_actions
+from jobs.deploy import (
+    JOB_SCRIPT,
+    Clients,
+    DeployFile,
+    build_wheel,
+    deploy,
+    job_arguments,
+    job_policy,
+    pinned,
+    wildcard_data_actions,
+)
 from jobs.devtools.local_stack import free_port
 from jobs.runtimes.jvm import ensure_jar
 from transforms.errors import CarveError, MappingError
@@ -232,6 +242,26 @@ def test_the_policy_names_only_the_target_tables_and_no_wildcard_data_resources(
     resources = [r for s in policy["Statement"] for r in (s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]])]
     assert "arn:aws:glue:eu-west-1:123456789012:connection/store-db-vpc" in resources
     assert "arn:aws:secretsmanager:eu-west-1:123456789012:secret:store-db-AbCdEf" in resources
+
+
+def test_an_import_job_may_import_into_its_tables_and_stage_files_under_its_prefix_and_write_nothing_itself():
+    mappings = [load_mapping(MAPPINGS / "demo.yaml")]
+    deploy_file = spec(sink="import-s3", connections=[], source_secret=None, prefix="carve")
+    policy = job_policy(deploy_file, "123456789012", mappings, None)
+
+    assert wildcard_data_actions(policy) == []
+    actions = {s["Sid"]: s["Action"] for s in policy["Statement"]}
+    assert actions["WriteAndReconcileTargetTables"] == ["dynamodb:DescribeTable", "dynamodb:Scan"]
+    assert actions["ImportTables"] == ["dynamodb:ImportTable", "dynamodb:DescribeImport"]
+    resources = {s["Sid"]: s["Resource"] for s in policy["Statement"]}
+    assert resources["ImportTables"] == ["arn:aws:dynamodb:eu-west-1:123456789012:table/CarveDemo",
+                                         "arn:aws:dynamodb:eu-west-1:123456789012:table/CarveDemo/import/*"]
+    assert resources["ImportFiles"] == ["arn:aws:s3:::carve-artifacts/carve/imports/*"]
+    assert resources["ImportLogs"] == ["arn:aws:logs:eu-west-1:123456789012:log-group:/aws-dynamodb/*"]
+    arguments = job_arguments(deploy_file, "s3://m", "s3://w", "s3://j")
+    assert arguments["--carve_sink"] == "import-s3"
+    assert arguments["--carve_import_prefix"] == "s3://carve-artifacts/carve/imports/"
+    assert "ImportTables" not in {s["Sid"] for s in job_policy(spec(), "123456789012", mappings, None)["Statement"]}
 
 
 @pytest.mark.parametrize("statement", [

@@ -83,7 +83,10 @@ def test_a_missing_required_argument_is_named():
 
 
 @pytest.mark.parametrize("extra, message", [
-    (("--carve_sink", "spark"), "--carve_sink is 'spark'; use one of: carve, glue-connector"),
+    (("--carve_sink", "spark"), "--carve_sink is 'spark'; use one of: carve, glue-connector, import-s3"),
+    (("--carve_sink", "import-s3"), "--carve_sink import-s3 and --carve_import_prefix"),
+    (("--carve_import_prefix", "s3://b/imports/"), "--carve_sink import-s3 and --carve_import_prefix"),
+    (("--carve_sink", "import-s3", "--carve_import_prefix", "/tmp/imports"), "give s3://BUCKET/PREFIX/"),
     (("--carve_source_secret", "a", "--carve_source_glue_connection", "b"), "not both"),
     (("--carve_sink", "glue-connector", "--carve_endpoint_url", "http://127.0.0.1:8000"),
      "cannot target http://127.0.0.1:8000; use --carve_sink carve"),
@@ -100,6 +103,12 @@ def test_the_carve_command_carries_the_options_and_no_credentials():
     assert argv == ["run", "/tmp/w/store.yaml", "--report-dir", "/tmp/w/report/store-x", "--sink", "carve",
                     "--write-rate", "1000", "--endpoint-url", "http://127.0.0.1:8000", "--region", "eu-west-1"]
     assert not any("prod/store" in part for part in argv)
+
+
+def test_an_import_job_passes_its_prefix_to_the_run():
+    args = parse_job_arguments(glue_argv("--carve_sink", "import-s3", "--carve_import_prefix", "s3://b/carve/imports/"))
+    argv = carve_argv(args, Path("/tmp/w/store.yaml"), Path("/tmp/w/report/store-x"))
+    assert argv[-4:] == ["--sink", "import-s3", "--import-prefix", "s3://b/carve/imports/"]
 
 
 def test_the_source_connection_is_pointed_at_the_secret_or_the_glue_connection():

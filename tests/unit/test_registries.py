@@ -48,9 +48,9 @@ def test_rds_engine_names_find_their_dialect():
 
 
 def test_the_sinks_are_found_by_name_and_an_unknown_one_is_named():
-    assert sink_names() == ("carve", "glue-connector")
+    assert sink_names() == ("carve", "glue-connector", "import-s3")
     assert all(SINKS[name].name == name for name in sink_names())
-    with pytest.raises(SinkError, match="unknown sink 'spark'; use one of: carve, glue-connector"):
+    with pytest.raises(SinkError, match="unknown sink 'spark'; use one of: carve, glue-connector, import-s3"):
         make_sink("spark", context=None)
 
 
