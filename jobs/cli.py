@@ -116,7 +116,8 @@ def validate(files: tuple[str, ...], against_source: bool) -> None:
                 runtime = current()
                 conn = runtime.connection(mapping.source.connection)
                 compile_check(runtime.spark("carve-validate"), conn, mapping, file)
-            console.print(f"{file}: ok ({len(mapping.entities)} entities into {mapping.target.table})")
+            patterns = f", {len(mapping.patterns)} access patterns" if mapping.patterns else ""
+            console.print(f"{file}: ok ({len(mapping.entities)} entities into {mapping.target.table}{patterns})")
         except MappingError as exc:
             problems += len(exc.problems)
             print_problems(exc)
@@ -157,8 +158,9 @@ def _budget_text(_ctx: click.Context, _param: click.Parameter, value: str | None
 
 def run_mapping(mapping_file: str, *, endpoint_url: str | None, region: str, write_rate: str | None,
                 report_dir: str | None, sink: str = DEFAULT_SINK, write: bool = True, connection: Any = None,
-                import_prefix: str | None = None) -> int:
-    """Run (or, with write=False, reconcile) one mapping and print its stages and summary; the exit status."""
+                import_prefix: str | None = None, reconcile: bool = True) -> int:
+    """Run (or, with write=False, reconcile; with reconcile=False too, check the access patterns)
+    one mapping and print its stages and summary; the exit status."""
     from jobs.pipeline import Pipeline, RunOptions, writable_dir
     from jobs.report import RunReport
     from jobs.runtimes import current
@@ -180,11 +182,12 @@ def run_mapping(mapping_file: str, *, endpoint_url: str | None, region: str, wri
         conn = connection or runtime.connection(mapping.source.connection)
         ways = {"glue-connector": " through the Glue DynamoDB connector", "import-s3": " through Import from S3"}
         via = ways.get(sink, "") if write else ""
-        console.print(f"carve {'run' if write else 'reconcile'} [bold]{mapping.name}[/] -> {mapping.target.table}{via} "
+        command = "run" if write else "reconcile" if reconcile else "check-patterns"
+        console.print(f"carve {command} [bold]{mapping.name}[/] -> {mapping.target.table}{via} "
                       f"({len(mapping.entities)} entities; report in {options.report_dir})")
         pipeline = Pipeline(runtime.spark(f"carve-{mapping.name}"), mapping, mapping_file, conn, options, console,
                             runtime)
-        report = pipeline.execute(write=write)
+        report = pipeline.execute(write=write, reconcile=reconcile)
     except CarveError as exc:
         if pipeline is None:  # it did not start: its report says so, as every failed run's does
             failed = RunReport(mapping.name, mapping_file, mapping.target.table, sink, error=str(exc))
@@ -222,6 +225,20 @@ def run(mapping: str | None, **options: Any) -> None:
 def reconcile(mapping: str, **options: Any) -> None:
     """Compare the table with what MAPPING produces from the source now, without writing."""
     sys.exit(run_mapping(mapping, write=False, **options))
+
+
+@cli.command("check-patterns")
+@click.argument("mapping", type=click.Path(dir_okay=False))
+@run_options
+def check_patterns(mapping: str, **options: Any) -> None:
+    """Run MAPPING's access patterns against the table and compare each with its SQL on the source.
+
+    Builds the items as a run does (to know which ones are quarantined), writes nothing. Exit
+    status 0 when every sampled answer agrees with the source.
+    """
+    if not load_mapping(mapping).patterns:
+        raise click.UsageError(f"{mapping} declares no patterns; see 'Access patterns' in the README")
+    sys.exit(run_mapping(mapping, write=False, reconcile=False, **options))
 
 
 @cli.command()

@@ -31,6 +31,7 @@ from jobs.sizes import item_sizes
 from jobs.sources.connections import Connection
 from jobs.sources.jdbc import full_schema_frames, read_sources, unpersist
 from jobs.storage import write_json_lines
+from jobs.verify.patterns import PatternChecker, PatternResult
 from jobs.verify.reconcile import ReconcileResult, expected_digests, reconcile, scan_digests
 from transforms.errors import CarveError, ValidationFailedError, WriteFailedError, WriteInterrupted
 from transforms.items import CompileError, build_items
@@ -114,8 +115,9 @@ class Pipeline:
     def docs_dir(self) -> Path:
         return self.options.report_dir / "data_docs"
 
-    def execute(self, write: bool = True) -> RunReport:
-        """The run; with write=False (carve reconcile) it only compares the table with the source."""
+    def execute(self, write: bool = True, reconcile: bool = True) -> RunReport:
+        """The run; with write=False (carve reconcile) it only compares the table with the source,
+        and with reconcile=False too (carve check-patterns) it only checks the access patterns."""
         started = time.monotonic()
         try:
             with cancel_jobs_on_ctrl_c(self.spark.sparkContext):
@@ -124,13 +126,12 @@ class Pipeline:
                 if write:
                     self.validate(transformed.accepted)
                     self.write(transformed.accepted)
-                self.reconcile(transformed.accepted)
+                if reconcile:
+                    self.reconcile(transformed.accepted)
+                if self.mapping.patterns:
+                    self.check_patterns(transformed.items)
             transformed.items.unpersist()
-            lost, mismatched = self.report.items_lost, self.report.items_mismatched
-            self.report.status = "ok" if lost == 0 and mismatched == 0 else "failed"
-            if self.report.status == "failed":
-                self.report.error = (f"{lost:,} expected items are not in {self.address.table} and {mismatched:,} "
-                                     "hold other content; samples are under reconcile in this report")
+            self._conclude()
         except BaseException as exc:
             self._record_failure(exc)
             if interrupts.asked() and not isinstance(exc, KeyboardInterrupt):
@@ -141,6 +142,20 @@ class Pipeline:
             self.report.stages = self.stages.figures()
             self.report.save(self.options.report_dir / "report.json")
         return self.report
+
+    def _conclude(self) -> None:
+        """ok only when nothing is lost or different and every access pattern agrees with the source."""
+        report = self.report
+        lost, mismatched = report.items_lost, report.items_mismatched
+        failed = [p for p in report.patterns or [] if not p.ok]
+        report.status = "ok" if lost == 0 and mismatched == 0 and not failed else "failed"
+        if lost or mismatched:
+            report.error = (f"{lost:,} expected items are not in {self.address.table} and {mismatched:,} "
+                            "hold other content; samples are under reconcile in this report")
+        elif failed:
+            report.error = (f"access patterns that disagree with the source: "
+                            f"{', '.join(f'{p.name} ({p.failed} of {p.samples} samples)' for p in failed)}; "
+                            "the differences are under patterns in this report")
 
     def _record_failure(self, exc: BaseException) -> None:
         """status and error in the report, whatever went wrong."""
@@ -270,6 +285,21 @@ class Pipeline:
         self.report.reconcile = result
         self.report.items_lost, self.report.items_mismatched = result.missing, result.mismatched
         return result
+
+
+    def check_patterns(self, items: DataFrame) -> list[PatternResult]:
+        rejected = items.where(F.col("problem").isNotNull()).select("pk", "sk").collect()
+        with self.stages.stage("patterns", f"{len(self.mapping.patterns)} access patterns against the source") as stage:
+            checker = PatternChecker(self.spark, self.conn, self.mapping, self.address,
+                                     {(r.pk, r.sk) for r in rejected}, live=lambda text: setattr(stage, "live", text))
+            try:
+                results = checker.check_all()
+            except CompileError as exc:
+                raise located(self.mapping_file, exc.errors) from None
+            stage.rows = sum(r.samples for r in results)
+            stage.detail = ", ".join(f"{r.name} {r.passed}/{r.samples}" for r in results)
+        self.report.patterns = results
+        return results
 
 
 QUARANTINE_REASONS_SHOWN = 20

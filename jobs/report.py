@@ -13,6 +13,7 @@ from expectations.validate import ValidationReport
 from jobs.progress import StageFigures
 from jobs.report_html import write_html
 from jobs.sinks.base import WriteOutcome
+from jobs.verify.patterns import PatternResult
 from jobs.verify.reconcile import ReconcileResult
 
 SUMMARY_FIGURES = ("items_expected", "items_written", "items_rejected", "items_lost", "items_mismatched",
@@ -49,6 +50,7 @@ class RunReport:
     validation: ValidationReport | None = None
     write: WriteOutcome | None = None
     reconcile: ReconcileResult | None = None
+    patterns: list[PatternResult] | None = None  # the mapping's access patterns, checked against the table
     quarantine: Path | None = None
     dead_letter: Path | None = None
     data_docs: Path | None = None
@@ -95,6 +97,7 @@ class RunReport:
             "item_sizes": self.item_sizes,
             "validation": None if self.validation is None else _validation(self.validation, self.data_docs),
             "reconcile": None if self.reconcile is None else _reconcile(self.reconcile),
+            "patterns": None if self.patterns is None else [p.as_dict() for p in self.patterns],
             "quarantine": self.quarantine,
             "dead_letter": self.dead_letter,
         }
@@ -130,6 +133,13 @@ class RunReport:
                 lines.append(f"{label}: {path}")
         if self.validation is not None and self.data_docs is not None:
             lines.append(f"data docs: {self.data_docs}")
+        for pattern in self.patterns or []:
+            line = f"pattern {pattern.name}: {pattern.passed} of {pattern.samples} samples agree with the source"
+            if pattern.failures:
+                first = pattern.failures[0]
+                shown = ", ".join(f"{k}={v}" for k, v in first["parameters"].items())
+                line += f"; {pattern.failed} differ, first {shown}: {'; '.join(first['problems'])}"
+            lines.append(line)
         lines.append(f"status: {self.status}")
         return lines
 

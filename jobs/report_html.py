@@ -57,6 +57,7 @@ def render(report: Mapping[str, Any], base: Path | None = None) -> str:
         _sizes(report.get("item_sizes")),
         _write_rate(report.get("write")),
         _reconcile(report.get("reconcile")),
+        _patterns(report.get("patterns")),
         _validation(report.get("validation"), base),
         *(_plan_sections(report) if report.get("mode") == "plan" else ()),
         "</body></html>",
@@ -254,6 +255,25 @@ def _reconcile(rec: Mapping[str, Any] | None) -> str:
         if sample:
             keys = "".join(f"<li><code>{_e(' / '.join(str(p) for p in key))}</code></li>" for key in sample)
             out += f"<p>{_e(kind)}, a sample:</p><ul>{keys}</ul>"
+    return out
+
+
+def _patterns(patterns: Sequence[Mapping[str, Any]] | None) -> str:
+    if not patterns:
+        return ""
+    rows = [[f"<strong>{_e(p['name'])}</strong><br>{_e(p.get('description') or '')}", f"<code>{_e(p['operation'])}</code>",
+             _fig(f"patterns/{i}/samples", p["samples"]), _fig(f"patterns/{i}/passed", p["passed"]),
+             _fig(f"patterns/{i}/failed", p["failed"]), _fig(f"patterns/{i}/compared", p["compared"]),
+             _fig(f"patterns/{i}/quarantined_left_out", p["quarantined_left_out"])]
+            for i, p in enumerate(patterns)]
+    out = ("<h2>Access patterns (each asked of the table and of the source)</h2>"
+           + _table(["pattern", "operation", "samples", "agree", "differ", "items compared", "quarantined, left out"],
+                    rows, [False, False, True, True, True, True, True]))
+    for p in patterns:
+        for failure in p.get("failures") or []:
+            shown = ", ".join(f"{k}={v}" for k, v in failure["parameters"].items())
+            problems = "".join(f"<li>{_e(problem)}</li>" for problem in failure["problems"])
+            out += f"<p><strong>{_e(p['name'])}</strong> with <code>{_e(shown)}</code>:</p><ul>{problems}</ul>"
     return out
 
 

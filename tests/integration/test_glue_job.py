@@ -96,6 +96,9 @@ def demo_mapping_on_s3(aws, table: str, drop: dict[str, list[str]] | None = None
     for entity, names in (drop or {}).items():
         for name in names:
             del document["entities"][entity]["attributes"][name]
+        for pattern, spec in list(document.get("patterns", {}).items()):  # a pattern over a dropped list goes too
+            if spec["expect"]["entity"] == entity and spec["expect"].get("list") in names:
+                del document["patterns"][pattern]
     text = io.StringIO()
     yaml.dump(document, text)
     key = f"mappings/{table}.yaml"

@@ -251,6 +251,7 @@ def check(mapping: Mapping) -> Iterator[tuple[Loc, str]]:
     key_names = [n for n in (mapping.target.key.partition, mapping.target.key.sort) if n]
     index_names = [n for ix in mapping.target.indexes for n in (ix.partition, ix.sort) if n]
     yield from _check_index_names(mapping)
+    yield from _check_patterns(mapping)
     for name, entity in mapping.entities.items():
         base: Loc = ("entities", name)
         yield from _check_source(entity, base)
@@ -270,6 +271,52 @@ def check(mapping: Mapping) -> Iterator[tuple[Loc, str]]:
         for site in entity_embeds(name, entity):
             if isinstance(site.spec, EmbedMany) and site.spec.limit and not site.spec.order_by:
                 yield site.loc + ("limit",), "a limit without order_by keeps arbitrary rows; add order_by"
+
+
+def _check_patterns(mapping: Mapping) -> Iterator[tuple[Loc, str]]:
+    """Access patterns DynamoDB can answer with GetItem or Query only: a Scan or a missing index is refused."""
+    target = mapping.target
+    keys = {None: (target.key.partition, target.key.sort)} | {ix.name: (ix.partition, ix.sort) for ix in target.indexes}
+    for name, pattern in mapping.patterns.items():
+        base: Loc = ("patterns", name)
+        if pattern.scan is not None:
+            yield base + ("scan",), ("refused: a Scan reads the whole table for every request. Declare the GSI whose key "
+                                     "answers this question in target.indexes and use query: {index: ...}")
+        if (pattern.get is None) == (pattern.query is None):
+            if pattern.scan is None:
+                yield base, "a pattern is one operation: get (GetItem) or query (Query); give exactly one"
+        elif pattern.get is not None:
+            missing = [part for part, attr in (("partition", target.key.partition), ("sort", target.key.sort))
+                       if attr and getattr(pattern.get, part) is None]
+            if missing:
+                yield base + ("get",), (f"GetItem needs the table's whole key ({', '.join(filter(None, keys[None]))}); "
+                                        f"{' and '.join(missing)} is missing. With only the partition key, use query")
+            if pattern.get.sort is not None and not target.key.sort:
+                yield base + ("get", "sort"), "the table has no sort key; remove sort"
+        else:
+            query = pattern.query
+            if query.index is not None and query.index not in keys:
+                known = ", ".join(ix.name for ix in target.indexes) or "none"
+                yield base + ("query", "index"), (f"refused: the table has no index '{query.index}' (its GSIs: {known}); "
+                                                  "a Query on a missing index cannot run. Declare it in target.indexes")
+            elif query.partition is None:
+                partition = keys[query.index][0]
+                yield base + ("query",), (f"refused: without partition ({partition} = value) this would need a Scan; "
+                                          "a Query names one partition key value")
+            elif query.sort is not None and not keys[query.index][1]:
+                where = f"index {query.index}" if query.index else "the table"
+                yield base + ("query", "sort"), f"{where} has no sort key; remove sort"
+        expect = pattern.expect
+        entity = mapping.entities.get(expect.entity)
+        if entity is None:
+            yield base + ("expect", "entity"), (f"no entity '{expect.entity}'; the entities are "
+                                                f"{', '.join(mapping.entities)}")
+        elif expect.list is not None and not isinstance(entity.attributes.get(expect.list), EmbedMany):
+            lists = [a for a, spec in entity.attributes.items() if isinstance(spec, EmbedMany)]
+            yield base + ("expect", "list"), (f"'{expect.list}' is not an embedded list (many) of entity "
+                                              f"'{expect.entity}'; its lists: {', '.join(lists) or 'none'}")
+        if expect.list is not None and pattern.get is None:
+            yield base + ("expect", "list"), "a list is compared within one item: use get"
 
 
 def _check_index_names(mapping: Mapping) -> Iterator[tuple[Loc, str]]:

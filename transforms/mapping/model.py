@@ -246,6 +246,72 @@ class Entity(Model):
     indexes: dict[AttributeName, KeyTemplate] = {}
 
 
+# --- access patterns: the service's queries, checked against the source ---------------------
+
+
+def _sort_shorthand(value: Any) -> Any:
+    return {"equals": value} if isinstance(value, str) else value
+
+
+class SortCondition(Model):
+    """The sort key condition of a Query: exactly one of these."""
+
+    equals: KeyTemplate | None = None
+    begins_with: KeyTemplate | None = None
+    between: tuple[KeyTemplate, KeyTemplate] | None = None
+    lt: KeyTemplate | None = Field(None, alias="<")
+    le: KeyTemplate | None = Field(None, alias="<=")
+    gt: KeyTemplate | None = Field(None, alias=">")
+    ge: KeyTemplate | None = Field(None, alias=">=")
+
+    @model_validator(mode="after")
+    def _one(self) -> "SortCondition":
+        if len(self.model_fields_set) != 1:
+            raise ValueError("a sort condition is a template (equals) or one of: begins_with, between, <, <=, >, >=")
+        return self
+
+    @property
+    def operator(self) -> str:
+        return next(iter(self.model_fields_set))
+
+
+class GetOperation(Model):
+    """GetItem: the table's whole key, from templates over the pattern's parameters."""
+
+    partition: KeyTemplate | None = None
+    sort: KeyTemplate | None = None
+
+
+class QueryOperation(Model):
+    """Query on the table or a GSI: partition key equal to a template, an optional sort condition."""
+
+    index: str | None = None
+    partition: KeyTemplate | None = None
+    sort: Annotated[SortCondition, BeforeValidator(_sort_shorthand)] | None = None
+    order: Literal["ascending", "descending"] = "ascending"
+
+
+class Expectation(Model):
+    """What answers the pattern on the source: SQL with :parameters, returning for `entity` the
+    columns of its key templates (the items expected), or with `list` the elements of that
+    embedded list (columns named as its attributes). `order_by` (its columns) orders the answer."""
+
+    entity: ColumnName
+    sql: str = Field(min_length=1)
+    list: AttributeName | None = None
+    order_by: OrderBy | None = None
+
+
+class Pattern(Model):
+    description: str | None = None
+    parameters: str = Field(min_length=1)  # SQL: its columns are the parameters, its rows the values to sample
+    get: GetOperation | None = None
+    query: QueryOperation | None = None
+    scan: Any = None  # refused with the reason (declared so the refusal can say why)
+    expect: Expectation
+    samples: int = Field(50, ge=1, le=10_000)
+
+
 class Mapping(Model):
     version: Literal[1]
     name: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")]
@@ -254,6 +320,7 @@ class Mapping(Model):
     target: Target
     policy: Policy = Policy()
     entities: dict[ColumnName, Entity] = Field(min_length=1)
+    patterns: dict[ColumnName, Pattern] = {}
 
 
 def json_schema() -> dict:
