@@ -61,4 +61,6 @@ def assert_figures_match(page: Page) -> None:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             assert text == str(value), (path, text, value)
         else:
-            assert float(text.replace(",", "")) == pytest.approx(value, abs=0.05), (path, text, value)
+            # Shown to the digits on the page: within half its last digit (30.25 may show as 30.2).
+            digits = len(text.rpartition(".")[2]) if "." in text else 0
+            assert float(text.replace(",", "")) == pytest.approx(value, abs=0.5 * 10**-digits + 1e-9), (path, text, value)
