@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Callable
 from importlib import resources
@@ -225,6 +226,41 @@ def run(mapping: str | None, **options: Any) -> None:
 def reconcile(mapping: str, **options: Any) -> None:
     """Compare the table with what MAPPING produces from the source now, without writing."""
     sys.exit(run_mapping(mapping, write=False, **options))
+
+
+@cli.command()
+@click.option("--connection", required=True, metavar="NAME",
+              help="The source connection (CARVE_CONNECTION_<NAME>_URL/_USER/_PASSWORD or _SECRET_ID).")
+@click.option("--schema", help="PostgreSQL schema (default public) or MariaDB database (default: the connection's).")
+@click.option("--tables", metavar="A,B,C", help="Only these tables (default: every table in the schema).")
+@click.option("--name", "mapping_name", help="The mapping's name (default: the connection's name).")
+@click.option("--table", "dynamodb_table", help="The DynamoDB table (default: the mapping's name in CamelCase).")
+@click.option("--max-item-kb", type=click.IntRange(min=1), default=100, show_default=True,
+              help="Warn where an embedded list passes this many KB at the p99 of children per parent.")
+def scaffold(connection: str, schema: str | None, tables: str | None, mapping_name: str | None,
+             dynamodb_table: str | None, max_item_kb: int) -> None:
+    """Print a draft mapping for a live PostgreSQL or MariaDB schema, with DECIDE comments.
+
+    Reads the catalogue (primary, foreign and unique keys, types, nullability, row counts and
+    sizes) and counts children per parent for each foreign key; reads no other rows. The draft
+    passes carve validate; redirect it to a file and resolve its DECIDE comments.
+    """
+    from jobs.runtimes import current
+    from jobs.scaffold.catalog import read_catalog
+    from jobs.scaffold.draft import DraftOptions, draft
+
+    runtime = current()
+    conn = runtime.connection(connection)
+    name = mapping_name or re.sub(r"[^A-Za-z0-9_-]", "_", connection)
+    table = dynamodb_table or "".join(part.capitalize() for part in re.split(r"[^A-Za-z0-9]+", name) if part)
+    errors.print(f"carve scaffold: reading the catalogue of {conn.safe_url}", markup=False)
+    only = [t.strip() for t in tables.split(",") if t.strip()] if tables else None
+    catalog = read_catalog(runtime.spark("carve-scaffold"), conn, schema, only)
+    text = draft(catalog, DraftOptions(name, connection, table, max_item_kb))
+    click.echo(text, nl=False)
+    decide = text.count("# DECIDE:")
+    errors.print(f"carve scaffold: {len(catalog.tables)} tables, {len(catalog.references)} foreign keys; "
+                 f"{decide} DECIDE comments to resolve", markup=False)
 
 
 @cli.command("check-patterns")

@@ -47,7 +47,7 @@ PASSWORD_ENV = "CARVE_DEMO_PASSWORD"
 
 # Bump when the generated rows change: a database built by an older generator
 # then no longer counts as "already there" and is rebuilt.
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"  # 2: foreign keys, for carve scaffold to find
 META_TABLE = "carve_demo_meta"
 
 # Deliberate bad rows, at fixed ids so tests and mappings can name them.
@@ -138,6 +138,9 @@ class Table:
     primary_key: tuple[str, ...]
     # Foreign-key columns indexed after the load (one index each).
     indexed: tuple[str, ...] = ()
+    # Foreign keys (column, parent table, parent column), declared after the load and not checked
+    # against the rows already there: the demo keeps its deliberate oddities either way.
+    references: tuple[tuple[str, str, str], ...] = ()
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -189,6 +192,7 @@ CUSTOMER = Table(
         is_active boolean NOT NULL
     """),
     primary_key=("customer_id",),
+    references=(("address_id", "address", "address_id"),),
 )
 PRODUCT = Table(
     "product",
@@ -218,6 +222,7 @@ ORDERS = Table(
     """),
     primary_key=("order_id",),
     indexed=("customer_id",),
+    references=(("customer_id", "customer", "customer_id"),),
 )
 ORDER_LINE = Table(
     "order_line",
@@ -230,6 +235,7 @@ ORDER_LINE = Table(
         discount numeric(5,4) NOT NULL
     """),
     primary_key=("order_id", "line_no"),
+    references=(("order_id", "orders", "order_id"), ("product_id", "product", "product_id")),
     # No separate index on order_id: the primary key (order_id, line_no) leads with it.
 )
 PAYMENT = Table(
@@ -244,6 +250,7 @@ PAYMENT = Table(
     """),
     primary_key=("payment_id",),
     indexed=("order_id",),
+    references=(("order_id", "orders", "order_id"),),
 )
 REVIEW = Table(
     "review",
@@ -258,6 +265,7 @@ REVIEW = Table(
     """),
     primary_key=("review_id",),
     indexed=("product_id",),
+    references=(("product_id", "product", "product_id"), ("customer_id", "customer", "customer_id")),
 )
 EMPLOYEE = Table(
     "employee",
@@ -268,6 +276,7 @@ EMPLOYEE = Table(
         reports_to bigint
     """),
     primary_key=("employee_id",),
+    references=(("reports_to", "employee", "employee_id"),),
 )
 # Every column nullable: the last trap row is all NULL.
 TYPE_TRAP = Table(
@@ -1087,6 +1096,11 @@ class PostgresLoader:
             for column in table.indexed:
                 index = sql.Identifier(f"{table.name}_{column}_idx")
                 self.conn.execute(sql.SQL("CREATE INDEX {} ON {} ({})").format(index, name, sql.Identifier(column)))
+        for table in TABLES:  # after every primary key: a reference needs its parent's
+            for column, parent, parent_column in table.references:
+                self.conn.execute(sql.SQL("ALTER TABLE {} ADD FOREIGN KEY ({}) REFERENCES {} ({}) NOT VALID").format(
+                    sql.Identifier(table.name), sql.Identifier(column), sql.Identifier(parent),
+                    sql.Identifier(parent_column)))
         self.conn.commit()
         self.conn.autocommit = True  # ANALYZE of the whole database cannot run inside a transaction block
         self.conn.execute("ANALYZE")
@@ -1243,6 +1257,10 @@ class MariaDBLoader:
             for column in table.indexed:
                 index = _backquoted(f"{table.name}_{column}_idx")
                 self._execute(f"CREATE INDEX {index} ON {_backquoted(table.name)} ({_backquoted(column)})")
+        for table in TABLES:  # foreign_key_checks = 0 in this session: declared, not checked
+            for column, parent, parent_column in table.references:
+                self._execute(f"ALTER TABLE {_backquoted(table.name)} ADD FOREIGN KEY ({_backquoted(column)}) "
+                              f"REFERENCES {_backquoted(parent)} ({_backquoted(parent_column)})")
         self._execute("ANALYZE TABLE " + ", ".join(_backquoted(table.name) for table in TABLES))
 
     def write_meta(self, meta: dict[str, str]) -> None:

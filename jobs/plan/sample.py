@@ -61,13 +61,8 @@ def count_rows(query: Callable[[str], list[tuple]], conn: Connection, entity: En
 
 
 def sample_columns(mapping: Mapping, entity: Entity) -> tuple[str, ...]:
-    """The columns a sample hashes: the partition key's, else every key column (a constant
-    partition key has one partition: its items are sampled by their sort keys)."""
-    key = mapping.target.key
-    columns = template_columns(entity.key[key.partition])
-    if not columns and key.sort:
-        columns = template_columns(entity.key[key.sort])
-    return tuple(dict.fromkeys(columns))
+    """The columns a sample hashes: the partition key's (a mapping never has a constant one)."""
+    return tuple(dict.fromkeys(template_columns(entity.key[mapping.target.key.partition])))
 
 
 def sampled_mapping(mapping: Mapping, conn: Connection, samples: MappingABC[str, EntitySample]) -> Mapping:
@@ -77,7 +72,7 @@ def sampled_mapping(mapping: Mapping, conn: Connection, samples: MappingABC[str,
     for name, entity in mapping.entities.items():
         sample = samples[name]
         columns = sample_columns(mapping, entity)
-        if sample.whole or not columns:
+        if sample.whole:
             entities[name] = entity
             continue
         condition = f"{conn.dialect.bucket([quote(c) for c in columns], BUCKETS)} < {sample.buckets}"

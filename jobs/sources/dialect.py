@@ -48,12 +48,29 @@ class TableSchema:
         return next((c for c in self.columns if c.name == name), None)
 
 
+@dataclass(frozen=True)
+class ForeignKey:
+    """A reference from `table` (columns) to `parent` (parent_columns), in one schema."""
+
+    table: str
+    columns: tuple[str, ...]
+    parent: str
+    parent_columns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TableStats:
+    rows: int  # the catalogue's estimate (exact after ANALYZE)
+    row_bytes: int  # average bytes per row on disk, 0 when unknown
+
+
 class Dialect(Protocol):
     name: str  # "postgres", "mysql": what run lines and errors call the engine
     schemes: tuple[str, ...]  # JDBC URL schemes: jdbc:<scheme>:
     rds_engines: tuple[str, ...]  # `engine` values of RDS-style secrets
     driver: str  # JDBC driver class
     default_port: int
+    default_schema: str | None  # the schema a table name without one is in (None: the connection's database)
     integer_types: frozenset[str]  # data types a read may be partitioned on
 
     def spark_url(self, url: str) -> str:
@@ -77,6 +94,25 @@ class Dialect(Protocol):
     def bucket(self, expressions: list[str], buckets: int) -> str:
         """An integer in [0, buckets) from a hash of the values' text: the same values, the same
         bucket, in every table (carve plan samples whole partitions with it)."""
+
+    def in_schema(self, schema: str | None) -> str:
+        """An SQL expression for `schema` in information_schema's table_schema (the connection's default when None)."""
+
+    def foreign_keys(self, query: Query, schema: str | None) -> list[ForeignKey]:
+        """Every foreign key between tables of `schema` (carve scaffold)."""
+
+    def table_stats(self, query: Query, schema: str | None) -> dict[str, TableStats]:
+        """Rows and average row bytes per table of `schema`, from the catalogue (carve scaffold)."""
+
+
+def grouped_keys(rows: list[tuple]) -> list[ForeignKey]:
+    """(table, constraint, column, parent, parent column) rows, in column order, as ForeignKeys."""
+    keys: dict[tuple[str, str], tuple[list[str], str, list[str]]] = {}
+    for table, constraint, column, parent, parent_column in rows:
+        columns, _, parent_columns = keys.setdefault((table, constraint), ([], parent, []))
+        columns.append(column)
+        parent_columns.append(parent_column)
+    return [ForeignKey(table, tuple(c), parent, tuple(p)) for (table, _), (c, parent, p) in keys.items()]
 
 
 def sql_literal(value: str) -> str:

@@ -10,8 +10,11 @@ from jobs.sources.dialect import (
     INSTANT_TEXT,
     LOCAL_TIMESTAMP_TEXT,
     ColumnInfo,
+    ForeignKey,
     Query,
     TableSchema,
+    TableStats,
+    grouped_keys,
     sql_literal,
 )
 from transforms.values import JSON_TEXT, NUMBER_TEXT
@@ -27,6 +30,7 @@ class MySQLDialect:
     rds_engines = ("mysql", "mariadb", "aurora", "aurora-mysql")
     # MariaDB Connector/J (Debian's libmariadb-java) also speaks to MySQL.
     driver = "org.mariadb.jdbc.Driver"
+    default_schema: str | None = None  # what `from: table` means without a schema
     default_port = 3306
     integer_types = frozenset({"tinyint", "smallint", "mediumint", "int", "integer", "bigint"})
 
@@ -45,8 +49,26 @@ class MySQLDialect:
         text = ", ".join(f"CAST({e} AS CHAR)" for e in expressions)
         return f"MOD(CRC32(CONCAT_WS('|', {text})), {buckets})"
 
+    def in_schema(self, schema: str | None) -> str:
+        return sql_literal(schema) if schema else "database()"
+
+    def foreign_keys(self, query: Query, schema: str | None) -> list[ForeignKey]:
+        rows = query(f"""
+            select table_name, constraint_name, column_name, referenced_table_name, referenced_column_name
+            from information_schema.key_column_usage
+            where table_schema = {self.in_schema(schema)} and referenced_table_name is not null
+              and referenced_table_schema = table_schema
+            order by table_name, constraint_name, ordinal_position""")
+        return grouped_keys(rows)
+
+    def table_stats(self, query: Query, schema: str | None) -> dict[str, TableStats]:
+        rows = query(f"""
+            select table_name, coalesce(table_rows, 0), coalesce(avg_row_length, 0) from information_schema.tables
+            where table_schema = {self.in_schema(schema)} and table_type = 'BASE TABLE'""")
+        return {name: TableStats(int(count), int(size)) for name, count, size in rows}
+
     def describe(self, query: Query, schema: str | None, table: str) -> TableSchema:
-        in_schema = sql_literal(schema) if schema else "database()"
+        in_schema = self.in_schema(schema)
         columns = query(f"""
             select column_name, data_type, column_type from information_schema.columns
             where table_schema = {in_schema} and table_name = {sql_literal(table)} order by ordinal_position""")

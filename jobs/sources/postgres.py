@@ -7,8 +7,11 @@ from jobs.sources.dialect import (
     INSTANT_TEXT,
     LOCAL_TIMESTAMP_TEXT,
     ColumnInfo,
+    ForeignKey,
     Query,
     TableSchema,
+    TableStats,
+    grouped_keys,
     sql_literal,
 )
 from transforms.values import JSON_TEXT, NUMBER_TEXT, NUMBER_TEXT_ARRAY
@@ -28,6 +31,7 @@ class PostgresDialect:
     schemes = ("postgresql",)
     rds_engines = ("postgres", "postgresql", "aurora-postgresql")
     driver = "org.postgresql.Driver"
+    default_schema: str | None = "public"  # what `from: table` means without a schema
     default_port = 5432
     integer_types = frozenset({"smallint", "integer", "bigint"})
 
@@ -43,6 +47,32 @@ class PostgresDialect:
     def bucket(self, expressions: list[str], buckets: int) -> str:
         text = ", ".join(f"CAST({e} AS text)" for e in expressions)
         return f"mod(CAST(hashtext(concat_ws('|', {text})) AS bigint) + 2147483648, {buckets})"
+
+    def in_schema(self, schema: str | None) -> str:
+        return sql_literal(schema or "public")
+
+    def foreign_keys(self, query: Query, schema: str | None) -> list[ForeignKey]:
+        rows = query(f"""
+            select cl.relname, c.conname, a.attname, pcl.relname, pa.attname
+            from pg_constraint c
+            join pg_class cl on cl.oid = c.conrelid
+            join pg_namespace ns on ns.oid = cl.relnamespace
+            join pg_class pcl on pcl.oid = c.confrelid
+            join pg_namespace pns on pns.oid = pcl.relnamespace
+            cross join lateral unnest(c.conkey, c.confkey) with ordinality as k(col, pcol, n)
+            join pg_attribute a on a.attrelid = c.conrelid and a.attnum = k.col
+            join pg_attribute pa on pa.attrelid = c.confrelid and pa.attnum = k.pcol
+            where c.contype = 'f' and ns.nspname = {self.in_schema(schema)} and pns.nspname = ns.nspname
+            order by 1, 2, k.n""")
+        return grouped_keys(rows)
+
+    def table_stats(self, query: Query, schema: str | None) -> dict[str, TableStats]:
+        rows = query(f"""
+            select c.relname, greatest(c.reltuples, 0)::bigint,
+                   case when c.reltuples > 0 then (pg_table_size(c.oid) / c.reltuples)::bigint else 0 end
+            from pg_class c join pg_namespace n on n.oid = c.relnamespace
+            where c.relkind in ('r', 'p') and n.nspname = {self.in_schema(schema)}""")
+        return {name: TableStats(int(count), int(size)) for name, count, size in rows}
 
     def describe(self, query: Query, schema: str | None, table: str) -> TableSchema:
         schema = schema or "public"
