@@ -86,8 +86,9 @@ def key_differences(expected: Sequence[Key], got: Sequence[Key], ordered: bool) 
     """Why `got` is not `expected`: the items missing, those not expected, the first place the
     order differs; [] when they agree."""
     problems = []
-    missing = [k for k in expected if k not in set(got)]
-    extra = [k for k in got if k not in set(expected)]
+    have, want = set(got), set(expected)
+    missing = [k for k in expected if k not in have]
+    extra = [k for k in got if k not in want]
     if missing:
         problems.append(f"missing {len(missing)}: " + ", ".join(show_key(k) for k in missing[:3])
                         + (" ..." if len(missing) > 3 else ""))

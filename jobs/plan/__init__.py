@@ -184,7 +184,7 @@ class Planner:
             "hot_keys": figures.hot_keys,
             "duration": {
                 "budget_wcu_per_second": budget.units_per_second, "budget": budget.how,
-                "seconds_at_budget": _seconds(units["total"], budget.units_per_second),
+                "seconds_at_budget": costs.seconds_at_budget,
                 "capacity_wcu_per_second": capacity.units_per_second, "capacity": capacity.how,
                 "seconds_at_capacity": _seconds(units["total"], capacity.units_per_second),
                 "largest_key_seconds": hottest,

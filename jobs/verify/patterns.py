@@ -137,10 +137,11 @@ class PatternChecker:
         expected = self._expected(name, pattern, samples)
         for i, sample in enumerate(samples):
             self.live(f"{name}: sample {i + 1} of {len(samples)}")
-            problems, left_out = self._compare(pattern, sample, expected.get(i, []))
+            answer = expected.get(i, [])
+            problems, left_out = self._compare(pattern, sample, answer)
             result.samples += 1
             result.quarantined_left_out += left_out
-            result.compared += len(expected.get(i, [])) - left_out
+            result.compared += len(answer) - left_out
             if problems:
                 result.failed += 1
                 if len(result.failures) < FAILURES_KEPT:
