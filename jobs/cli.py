@@ -233,12 +233,14 @@ def reconcile(mapping: str, **options: Any) -> None:
               help="The source connection (CARVE_CONNECTION_<NAME>_URL/_USER/_PASSWORD or _SECRET_ID).")
 @click.option("--schema", help="PostgreSQL schema (default public) or MariaDB database (default: the connection's).")
 @click.option("--tables", metavar="A,B,C", help="Only these tables (default: every table in the schema).")
+@click.option("--entities", metavar="A,B",
+              help="Make these tables entities whatever their shape (how some DECIDE comments are resolved).")
 @click.option("--name", "mapping_name", help="The mapping's name (default: the connection's name).")
 @click.option("--table", "dynamodb_table", help="The DynamoDB table (default: the mapping's name in CamelCase).")
 @click.option("--max-item-kb", type=click.IntRange(min=1), default=100, show_default=True,
               help="Warn where an embedded list passes this many KB at the p99 of children per parent.")
-def scaffold(connection: str, schema: str | None, tables: str | None, mapping_name: str | None,
-             dynamodb_table: str | None, max_item_kb: int) -> None:
+def scaffold(connection: str, schema: str | None, tables: str | None, entities: str | None,
+             mapping_name: str | None, dynamodb_table: str | None, max_item_kb: int) -> None:
     """Print a draft mapping for a live PostgreSQL or MariaDB schema, with DECIDE comments.
 
     Reads the catalogue (primary, foreign and unique keys, types, nullability, row counts and
@@ -254,13 +256,20 @@ def scaffold(connection: str, schema: str | None, tables: str | None, mapping_na
     name = mapping_name or re.sub(r"[^A-Za-z0-9_-]", "_", connection)
     table = dynamodb_table or "".join(part.capitalize() for part in re.split(r"[^A-Za-z0-9]+", name) if part)
     errors.print(f"carve scaffold: reading the catalogue of {conn.safe_url}", markup=False)
-    only = [t.strip() for t in tables.split(",") if t.strip()] if tables else None
+    only = _names(tables) or None
     catalog = read_catalog(runtime.spark("carve-scaffold"), conn, schema, only)
-    text = draft(catalog, DraftOptions(name, connection, table, max_item_kb))
+    try:
+        text = draft(catalog, DraftOptions(name, connection, table, max_item_kb, tuple(_names(entities))))
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
     click.echo(text, nl=False)
     decide = text.count("# DECIDE:")
     errors.print(f"carve scaffold: {len(catalog.tables)} tables, {len(catalog.references)} foreign keys; "
                  f"{decide} DECIDE comments to resolve", markup=False)
+
+
+def _names(text: str | None) -> list[str]:
+    return [n.strip() for n in (text or "").split(",") if n.strip()]
 
 
 @cli.command("check-patterns")

@@ -1,7 +1,7 @@
 """What carve scaffold reads from a live database: tables, columns, keys, references and sizes.
 
-All of it from the catalogue over the driver's JDBC connection, except the children per parent
-of each reference (its p99 and maximum), which one GROUP BY per foreign key measures.
+All of it from the catalogue over the driver's JDBC connection, except, for each foreign key, the
+children per parent (p99 and maximum: one GROUP BY) and the parent's rows (one count).
 """
 
 from __future__ import annotations
@@ -42,6 +42,8 @@ class Reference:
     key: ForeignKey
     children_p99: int = 0  # rows of key.table per parent row, 99th percentile (parents with any)
     children_max: int = 0
+    parents: int = 0  # parent rows that have any child
+    parent_rows: int = 0  # rows of key.parent, counted
 
 
 @dataclass(frozen=True)
@@ -92,21 +94,23 @@ def read_catalog(spark: SparkSession, conn: Connection, schema: str | None, only
 
 
 def _measured(query, conn: Connection, schema: str | None, key: ForeignKey) -> Reference:
-    """The children per parent of one reference: p99 and maximum over the parents that have any."""
+    """The children per parent of one reference (p99 and maximum over the parents that have any),
+    and how many of the parent's rows have none."""
     quote = conn.dialect.quote
-    table = f"{quote(schema)}.{quote(key.table)}" if schema else quote(key.table)
+    table, parent = (f"{quote(schema)}.{quote(name)}" if schema else quote(name) for name in (key.table, key.parent))
     columns = ", ".join(quote(c) for c in key.columns)
     not_null = " and ".join(f"{quote(c)} is not null" for c in key.columns)
     rows = query(f"select n, count(*) from (select count(*) as n from {table} where {not_null} "
                  f"group by {columns}) per_parent group by n order by n")
     counts = [(int(n), int(parents)) for n, parents in rows]
     total = sum(parents for _, parents in counts)
+    parent_rows = int(query(f"select count(*) from {parent}")[0][0])
     if not total:
-        return Reference(key)
+        return Reference(key, parent_rows=parent_rows)
     rank, seen, p99 = math.ceil(0.99 * total), 0, 0
     for n, parents in counts:
         seen += parents
         if seen >= rank:
             p99 = n
             break
-    return Reference(key, p99, counts[-1][0])
+    return Reference(key, p99, counts[-1][0], total, parent_rows)

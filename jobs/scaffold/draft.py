@@ -8,7 +8,10 @@ The rules, each leaving a `# DECIDE:` comment where a person must choose:
   line_no)) is no entity: its rows are embedded as a list in the parent, ordered by the rest of
   its key;
 - a lookup table (referenced by exactly one foreign key, referencing nothing) is no entity: it is
-  embedded as a map where it is referenced;
+  embedded as a map where it is referenced, with a DECIDE where its rows are copied into many
+  items or some of them into none;
+- a table named in `entities` is an entity whatever the rules above would make of it (how a
+  person resolves those DECIDEs: draft again);
 - every other table with a primary key is an entity. Its partition key is its own key, or, when
   it references an entity that has its own partition, that entity's (the item collection a
   "their orders" query reads), with a GSI on its own key;
@@ -43,6 +46,7 @@ class DraftOptions:
     connection: str
     table: str  # the DynamoDB table
     max_item_kb: int = 100  # an embedded list past this at p99 gets a warning
+    entities: tuple[str, ...] = ()  # tables to make entities whatever their shape
 
 
 @dataclass(frozen=True)
@@ -61,8 +65,12 @@ def _nameable(name: str) -> bool:
     return bool(IDENTIFIER.match(name))
 
 
-def shape(catalog: Catalog) -> Shape:
+def shape(catalog: Catalog, forced: tuple[str, ...] = ()) -> Shape:
     tables = catalog.tables
+    unknown = [n for n in forced if n not in tables]
+    if unknown:
+        raise ValueError(f"--entities: {', '.join(unknown)} not among the tables read "
+                         f"({', '.join(tables)}); names are case-sensitive")
     refs = [r for r in catalog.references if r.key.table != r.key.parent]  # a self-reference is kept as its id
     by_table: dict[str, list[Reference]] = {}
     into: dict[str, list[Reference]] = {}
@@ -73,7 +81,7 @@ def shape(catalog: Catalog) -> Shape:
     links, children, lookups = {}, {}, {}
     for name, table in tables.items():
         mine, key = by_table.get(name, []), set(table.primary_key)
-        if not key:
+        if not key or name in forced:
             continue
         if len(mine) == 2 and key == set(mine[0].key.columns) | set(mine[1].key.columns) and name not in into:
             links[name] = (mine[0], mine[1])
@@ -83,8 +91,8 @@ def shape(catalog: Catalog) -> Shape:
             children[name] = identifying[0]
     for name in tables:
         incoming = into.get(name, [])
-        if (name not in children and name not in links and tables[name].primary_key and not by_table.get(name)
-                and len(incoming) == 1 and incoming[0].key.table not in links):
+        if (name not in children and name not in links and name not in forced and tables[name].primary_key
+                and not by_table.get(name) and len(incoming) == 1 and incoming[0].key.table not in links):
             lookups[name] = incoming[0]
     entities = tuple(n for n, t in tables.items()
                      if t.primary_key and n not in children and n not in links and n not in lookups)
@@ -137,7 +145,7 @@ class Writer:
 
 def draft(catalog: Catalog, options: DraftOptions) -> str:
     """The draft mapping's YAML text; it passes `carve validate` as it is."""
-    roles = shape(catalog)
+    roles = shape(catalog, options.entities)
     tables = catalog.tables
     out = Writer()
     where = f"{catalog.engine} schema {catalog.schema}" if catalog.schema else f"{catalog.engine} (the connection's database)"
@@ -233,6 +241,15 @@ def _references(out: Writer, indent: int, catalog: Catalog, roles: Shape, table:
                 body = [c.name for c in parent.columns if c.name not in parent.primary_key]
                 out.note(indent, f"many-to-one: {table.name}.{', '.join(key.columns)} -> {key.parent} "
                                  f"(read only through here, so embedded whole)")
+                if ref.children_max > 1:
+                    out.decide(indent, f"each {key.parent} row is copied into up to {ref.children_max:,} {table.name} "
+                                       f"items (p99 {ref.children_p99:,}): a change to it rewrites them all. If "
+                                       f"{key.parent} changes or is read on its own, draft again with --entities "
+                                       f"{key.parent}")
+                if ref.parent_rows > ref.parents:
+                    out.decide(indent, f"{ref.parent_rows - ref.parents:,} of {ref.parent_rows:,} {key.parent} rows "
+                                       f"have no {table.name} and are in no item: to keep them, draft again with "
+                                       f"--entities {key.parent}")
             else:
                 labels = [c.name for c in parent.columns if c.name not in parent.primary_key and c.data_type in LABEL_TYPES]
                 body = labels[:LABEL_COLUMNS] or [c.name for c in parent.columns if c.name not in parent.primary_key][:1]
@@ -262,8 +279,9 @@ def _references(out: Writer, indent: int, catalog: Catalog, roles: Shape, table:
                 out.note(indent, f"one-to-many: {key.table} rows of each {table.name}, {figures}")
                 if warn:
                     out.decide(indent, f"over {options.max_item_kb} KB at the p99: items near 400 KB are refused "
-                                       f"and cost a write unit per KB; make {key.table} an entity in this partition, "
-                                       "or keep the latest few (order_by ... desc, limit)")
+                                       "and cost a write unit per KB; keep fewer columns, keep the latest few (order_by "
+                                       f"... desc, limit), or make {key.table} items of their own in this partition: "
+                                       f"draft again with --entities {key.table}")
                 _list(out, indent, catalog, roles, child, ref, name, options, depth)
             else:
                 where = (f"embedded in {roles.children[key.table].key.parent}" if key.table in roles.children

@@ -17,8 +17,10 @@ def table(name: str, columns: str, key: tuple[str, ...], rows: int = 100, row_by
     return Table(name, tuple(parsed), key, stats=TableStats(rows, row_bytes), **kw)
 
 
-def ref(child: str, columns: tuple[str, ...], parent: str, parent_columns: tuple[str, ...], p99: int = 3) -> Reference:
-    return Reference(ForeignKey(child, columns, parent, parent_columns), p99, p99 * 2)
+def ref(child: str, columns: tuple[str, ...], parent: str, parent_columns: tuple[str, ...], p99: int = 3,
+        most: int | None = None, parents: int = 100, parent_rows: int = 100) -> Reference:
+    return Reference(ForeignKey(child, columns, parent, parent_columns), p99, p99 * 2 if most is None else most,
+                     parents, parent_rows)
 
 
 STORE = Catalog("postgres", "shop", {
@@ -34,7 +36,7 @@ STORE = Catalog("postgres", "shop", {
     "employee": table("employee", "employee_id integer, boss integer?, Weird Name text?", ("employee_id",)),
     "log": table("log", "at timestamp, line text", ()),
 }, (
-    ref("customer", ("address_id",), "address", ("address_id",)),
+    ref("customer", ("address_id",), "address", ("address_id",), p99=1, most=1),  # one customer per address
     ref("orders", ("customer_id",), "customer", ("customer_id",)),
     ref("order_line", ("order_id",), "orders", ("order_id",), p99=80),
     ref("order_line", ("product_code",), "product", ("code",)),
@@ -98,3 +100,34 @@ def test_what_a_person_must_decide_is_said_where_it_applies():
     # One-to-many into an entity from another entity: offered, commented out, with its size.
     assert "# DECIDE: orders rows are an entity of its own; embed them here too if the service reads them" in text
     assert "# orders: {from: shop.orders, join: {customer_id: customer_id}, many: {...}}" in text
+
+
+def test_a_lookup_copied_into_many_items_or_missing_from_all_is_a_decision():
+    one_each = draft(STORE, OPTIONS)
+    assert "# DECIDE: each address row" not in one_each and "address rows have no customer" not in one_each
+    shared = Catalog(STORE.engine, STORE.schema, STORE.tables, tuple(
+        ref("customer", ("address_id",), "address", ("address_id",), p99=4, most=31, parents=80, parent_rows=95)
+        if r.key.parent == "address" else r for r in STORE.references))
+    text = draft(shared, OPTIONS)
+    assert ("# DECIDE: each address row is copied into up to 31 customer items (p99 4): a change to it rewrites "
+            "them all. If address changes or is read on its own, draft again with --entities address") in text
+    assert ("# DECIDE: 15 of 95 address rows have no customer and are in no item: to keep them, draft again with "
+            "--entities address") in text
+
+
+def test_tables_named_as_entities_are_entities_whatever_their_shape():
+    roles = shape(STORE, ("address", "order_line"))
+    assert {"address", "order_line"} <= set(roles.entities)
+    assert "address" not in roles.lookups and "order_line" not in roles.children
+    text = draft(STORE, DraftOptions("shop", "shop_db", "Shop", entities=("address",)))
+    mapping = load_mapping_text(text, "d.yaml")
+    assert mapping.entities["address"].key == {"PK": "ADDRESS#{address_id:019d}", "SK": "ADDRESS"}
+    # The customer now references an entity with a partition of its own, so it shares it: a DECIDE says so.
+    assert mapping.entities["customer"].key["PK"] == "ADDRESS#{address_id:019d}"
+    assert "# DECIDE: customer shares the partition of its address" in text
+    try:
+        shape(STORE, ("Address",))
+    except ValueError as error:
+        assert "--entities: Address not among the tables read" in str(error)
+    else:
+        raise AssertionError("an unknown table was accepted")
