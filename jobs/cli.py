@@ -111,12 +111,12 @@ def validate(files: tuple[str, ...], against_source: bool) -> None:
         try:
             mapping = load_mapping(file)
             if against_source:
-                from jobs.pipeline import compile_check
+                from jobs.preflight import compile_check
                 from jobs.runtimes import current
 
                 runtime = current()
                 conn = runtime.connection(mapping.source.connection)
-                compile_check(runtime.spark("carve-validate"), conn, mapping, file)
+                compile_check(runtime.spark("carve-validate", short=True), conn, mapping, file)
             patterns = f", {len(mapping.patterns)} access patterns" if mapping.patterns else ""
             console.print(f"{file}: ok ({len(mapping.entities)} entities into {mapping.target.table}{patterns})")
         except MappingError as exc:
@@ -162,7 +162,8 @@ def run_mapping(mapping_file: str, *, endpoint_url: str | None, region: str, wri
                 import_prefix: str | None = None, reconcile: bool = True) -> int:
     """Run (or, with write=False, reconcile; with reconcile=False too, check the access patterns)
     one mapping and print its stages and summary; the exit status."""
-    from jobs.pipeline import Pipeline, RunOptions, writable_dir
+    from jobs.pipeline import Pipeline, RunOptions
+    from jobs.preflight import writable_dir
     from jobs.report import RunReport
     from jobs.runtimes import current
 
@@ -257,7 +258,7 @@ def scaffold(connection: str, schema: str | None, tables: str | None, entities: 
     table = dynamodb_table or "".join(part.capitalize() for part in re.split(r"[^A-Za-z0-9]+", name) if part)
     errors.print(f"carve scaffold: reading the catalogue of {conn.safe_url}", markup=False)
     only = _names(tables) or None
-    catalog = read_catalog(runtime.spark("carve-scaffold"), conn, schema, only)
+    catalog = read_catalog(runtime.spark("carve-scaffold", short=True), conn, schema, only)
     try:
         text = draft(catalog, DraftOptions(name, connection, table, max_item_kb, tuple(_names(entities))))
     except ValueError as error:
@@ -323,7 +324,7 @@ def plan(mapping: str | None, endpoint_url: str | None, region: str, write_rate:
     what = "everything" if full else f"a sample of about {sample_rows:,} rows per entity"
     console.print(f"carve plan [bold]{loaded.name}[/] -> {loaded.target.table} (reading {what}; nothing is written; "
                   f"report in {options.report_dir})")
-    planner = Planner(runtime.spark(f"carve-plan-{loaded.name}"), loaded, mapping_file, conn, options, console)
+    planner = Planner(runtime.spark(f"carve-plan-{loaded.name}", short=not full), loaded, mapping_file, conn, options, console)
     try:
         report = planner.execute()
     finally:

@@ -19,17 +19,17 @@ from rich.console import Console
 from expectations.validate import ValidationReport, validate_items, validate_source
 from jobs import interrupts
 from jobs.interrupts import cancel_jobs_on_ctrl_c
+from jobs.preflight import budget_spec, compile_check, writable_dir
 from jobs.progress import Stages
 from jobs.report import EntityCounts, RunReport
 from jobs.runtimes import Runtime, current
 from jobs.sinks.base import SinkContext, WriteOutcome
-from jobs.sinks.pacing import BudgetSpec
 from jobs.sinks.registry import DEFAULT_SINK, make_sink
 from jobs.sinks.table import TableAddress
 from jobs.sinks.writer import task_slots
 from jobs.sizes import item_sizes
 from jobs.sources.connections import Connection
-from jobs.sources.jdbc import full_schema_frames, read_sources, unpersist
+from jobs.sources.jdbc import read_sources, unpersist
 from jobs.storage import write_json_lines
 from jobs.verify.patterns import PatternChecker, PatternResult
 from jobs.verify.reconcile import ReconcileResult, expected_digests, reconcile, scan_digests
@@ -61,34 +61,6 @@ class TransformResult:
     built: int
     rejected: int
     by_entity: dict[str, EntityCounts]
-
-
-def budget_spec(mapping: Mapping, write_rate: str | None) -> BudgetSpec | None:
-    """--write-rate, else the mapping's target.write_rate, else None (the sink's default)."""
-    if write_rate is not None:
-        return BudgetSpec.parse(write_rate)
-    rate = mapping.target.write_rate
-    return BudgetSpec(rate.units_per_second, rate.share_of_capacity) if rate else None
-
-
-def writable_dir(path: Path) -> None:
-    """Make the report folder, or say why it cannot be: before anything starts, not after the write."""
-    probe = path / ".carve-write-test"
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        raise CarveError(f"cannot write the report in {path}: {exc.strerror}; choose another --report-dir") from None
-
-
-def compile_check(spark: SparkSession, conn: Connection, mapping: Mapping, mapping_file: str) -> None:
-    """Compile against the source schemas (no rows read): a wrong column fails here, with its line."""
-    schema = full_schema_frames(spark, conn, mapping)
-    try:
-        build_items(mapping, schema.frames, schema.missing, schema.bad_filters)
-    except CompileError as exc:
-        raise located(mapping_file, exc.errors) from None
 
 
 class Pipeline:

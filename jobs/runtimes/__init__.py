@@ -19,8 +19,9 @@ from jobs.sources.connections import Connection
 class Runtime(Protocol):
     name: str
 
-    def spark(self, app_name: str) -> SparkSession:
-        """The session to run on (built on first use)."""
+    def spark(self, app_name: str, short: bool = False) -> SparkSession:
+        """The session to run on (built on first use); `short` for seconds of work on little
+        data, where a runtime that starts the JVM may tune it for warm-up."""
 
     def connection(self, name: str) -> Connection:
         """The source connection a mapping names, with its credentials."""

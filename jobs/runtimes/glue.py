@@ -36,6 +36,7 @@ from typing import Any
 from rich.console import Console
 
 from jobs.runtimes import Runtime, installed
+from jobs.runtimes.gateway import remember_classes
 from jobs.runtimes.local import LocalRuntime
 from jobs.sinks.registry import DEFAULT_SINK, sink_names
 from jobs.sources.connections import Connection, SourceCredentials
@@ -167,9 +168,11 @@ class GlueRuntime:
         self.credentials = credentials or SourceCredentials()
         self.name = "AWS Glue (GlueContext)" if glue_context is not None else "spark-submit without the Glue jars"
 
-    def spark(self, app_name: str) -> Any:
-        # Runtime settings only: the launcher fixed the rest. UTC, so timestamps convert the same
-        # everywhere; the codegen limit as in jobs.runtimes.local.
+    def spark(self, app_name: str, short: bool = False) -> Any:
+        # Runtime settings only: the launcher fixed the rest (the JVM too: `short` changes
+        # nothing). UTC, so timestamps convert the same everywhere; the codegen limit and the
+        # py4j classes as in jobs.runtimes.local.
+        remember_classes(self._spark)
         self._spark.conf.set("spark.sql.session.timeZone", "UTC")
         self._spark.conf.set("spark.sql.codegen.hugeMethodLimit", "8000")
         # Source identifiers are case-sensitive (a table may have both `name` and `Name`).

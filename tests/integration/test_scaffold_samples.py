@@ -16,7 +16,8 @@ from rich.console import Console
 from jobs.devtools.commands import demo_connection
 from jobs.devtools.demo_data import DemoDatabase
 from jobs.devtools.samples import SAMPLES_DIR, load_sample
-from jobs.pipeline import Pipeline, RunOptions, compile_check
+from jobs.pipeline import Pipeline, RunOptions
+from jobs.preflight import compile_check
 from jobs.scaffold.catalog import read_catalog
 from jobs.scaffold.draft import DraftOptions, draft
 from jobs.sinks.table import delete_table

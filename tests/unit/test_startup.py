@@ -1,0 +1,78 @@
+"""What makes a short command start sooner: the class archive, the remembered py4j classes and a
+sampled plan's session settings. None of them may change a result or outlive its command."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+from py4j.java_gateway import JavaClass
+from pyspark.sql import functions as F
+
+from jobs.plan import SAMPLE_SETTINGS, session_settings
+from jobs.runtimes import class_archive
+from jobs.runtimes.gateway import LOOKED_UP, remember_classes, session_threads
+
+
+def test_the_archive_is_named_by_what_it_depends_on(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    jar = tmp_path / "driver.jar"
+    jar.write_bytes(b"one")
+    first = class_archive.archive_path([str(jar)])
+    assert first is not None and first.parent == tmp_path / "carve"
+    assert class_archive.archive_path([str(jar)]) == first
+    jar.write_bytes(b"a newer driver")  # another jar: another archive, never a mismatched one
+    assert class_archive.archive_path([str(jar)]) != first
+    monkeypatch.setenv("CARVE_CLASS_ARCHIVE", "off")
+    assert class_archive.archive_path([str(jar)]) is None
+
+
+def test_a_missing_archive_is_written_at_exit_and_an_existing_one_is_mapped(tmp_path):
+    archive = tmp_path / "spark-classes-x.jsa"
+    writing = class_archive.java_options(archive)
+    assert f"-XX:ArchiveClassesAtExit={archive}.{os.getpid()}.partial" in writing
+    assert "-XX:SharedArchiveFile" not in writing
+    archive.write_bytes(b"")
+    assert class_archive.java_options(archive).endswith(f"-XX:SharedArchiveFile={archive}")
+    assert class_archive.java_options(None) == ""
+
+
+def test_remembered_classes_are_the_jvm_classes_and_functions_still_work(spark):
+    remember_classes(spark)
+    remembered = vars(spark.sparkContext._jvm)
+    for name in LOOKED_UP:
+        assert isinstance(remembered[name], JavaClass)
+    assert remembered["functions"]._fqn == "org.apache.spark.sql.functions"
+    row = spark.range(3).select(F.sum(F.col("id") + F.lit(1)).alias("s")).first()
+    assert row.s == 6
+
+
+@pytest.mark.parametrize("key", sorted(SAMPLE_SETTINGS))
+def test_a_sampled_plan_leaves_the_session_as_it_found_it(spark, key):
+    before = spark.conf.get(key, None)
+    with session_settings(spark, SAMPLE_SETTINGS):
+        assert spark.conf.get(key) == SAMPLE_SETTINGS[key]
+    assert spark.conf.get(key, None) == before
+
+
+def test_an_archive_a_jvm_wrote_maps_and_a_cut_short_one_is_refused(tmp_path):
+    java = class_archive._java()
+    assert java is not None
+    archive = tmp_path / "tiny.jsa"
+    subprocess.run([str(java), f"-XX:ArchiveClassesAtExit={archive}", "-Xlog:cds=off", "-version"],
+                   capture_output=True, check=True, timeout=120)
+    assert archive.stat().st_size > 0 and class_archive._maps(archive)
+    # What a full disk leaves: a JVM that maps it dies (SIGBUS), so it is never put in place.
+    short = tmp_path / "short.jsa"
+    short.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])
+    assert not class_archive._maps(short)
+
+
+def test_session_threads_analyse_with_the_sessions_settings(spark):
+    # carve's sessions are case-sensitive (a table may have both `name` and `Name`). In a plain
+    # thread, df["name"] resolves case-insensitively, with Spark's defaults: AMBIGUOUS_REFERENCE.
+    assert spark.conf.get("spark.sql.caseSensitive") == "true"
+    frame = spark.createDataFrame([(1, 2)], "name int, Name int")
+    with session_threads(spark, 1, "carve-test") as pool:
+        assert pool.submit(lambda: frame.select(frame["name"]).first()[0]).result() == 1
