@@ -26,6 +26,7 @@ import tempfile
 from pathlib import Path
 
 import pyspark
+from py4j.protocol import Py4JError
 from pyspark.sql import SparkSession
 
 from jobs.runtimes.jvm import cache_dir
@@ -84,8 +85,8 @@ def finish_at_exit(spark: SparkSession, archive: Path | None) -> None:
                 for older in archive.parent.glob("spark-classes-*.jsa"):  # one archive is kept (120 MB)
                     if older != archive:
                         older.unlink(missing_ok=True)
-        except Exception:  # noqa: BLE001 - an archive is an optimisation: never fail a command for it
-            pass
+        except (OSError, subprocess.SubprocessError, Py4JError):
+            pass  # an archive only makes later starts faster: the command itself has finished
         finally:
             partial.unlink(missing_ok=True)
 
