@@ -1,0 +1,110 @@
+"""The sync's control table on dynalite: one lease per mapping, positions that move only for the
+lease's holder and only from where they were, and a mapping change refused with what to do."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from jobs.cli import DEMO_MAPPINGS, packaged_mapping
+from jobs.sinks.table import TableAddress
+from jobs.sync.state import (
+    ControlTable,
+    LeaseHeldError,
+    LeaseLostError,
+    MappingChangedError,
+    Position,
+    fingerprint,
+)
+from transforms.mapping import load_mapping
+
+pytestmark = pytest.mark.integration
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def control(dynamodb_endpoint):
+    clock = Clock()
+    table = ControlTable(TableAddress(f"carve-state-{uuid.uuid4().hex[:8]}", dynamodb_endpoint, "us-east-1"), clock)
+    table.ensure()
+    table.ensure()  # a second time finds it
+    return table, clock
+
+
+def position(value: int, mark: str = "f1") -> Position:
+    return Position("public.orders", "watermark", {"column": "updated_at", "value": value}, mark, "2026-12-06T00:00:00+00:00")
+
+
+def test_one_sync_holds_a_mapping_and_the_other_is_told_by_whom(control):
+    table, _ = control
+    first = table.acquire("store", 60, owner="host-a pid 1")
+    with pytest.raises(LeaseHeldError, match=r"leased by host-a pid 1 until .* another sync is running"):
+        table.acquire("store", 60, owner="host-b pid 2")
+    assert table.acquire("other-mapping", 60, owner="host-b pid 2").owner == "host-b pid 2"
+    table.release(first)
+    assert table.lease("store") is None
+    assert table.acquire("store", 60, owner="host-b pid 2").owner == "host-b pid 2"
+
+
+def test_a_stale_lease_is_taken_over_and_its_old_holder_can_move_nothing(control):
+    table, clock = control
+    died = table.acquire("store", 30, owner="host-a pid 1")
+    table.advance(died, None, position(100))
+    clock.now += 31  # host-a stopped renewing
+    taker = table.acquire("store", 30, owner="host-b pid 2")
+    with pytest.raises(LeaseLostError, match="no longer holds the lease"):
+        table.renew(died, 30)
+    with pytest.raises(LeaseLostError):
+        table.advance(died, position(100), position(200))
+    with pytest.raises(LeaseLostError):
+        table.release(died)
+    assert table.positions("store")["public.orders"].value["value"] == 100
+    table.advance(taker, position(100), position(200))
+    assert table.positions("store")["public.orders"].value["value"] == 200
+
+
+def test_an_expired_lease_moves_nothing_even_before_anyone_takes_it_over(control):
+    table, clock = control
+    lease = table.acquire("store", 30)
+    clock.now += 31
+    with pytest.raises(LeaseLostError):
+        table.advance(lease, None, position(100))
+    assert table.positions("store") == {}
+
+
+def test_a_position_moves_once_from_where_it_was(control):
+    table, clock = control
+    lease = table.acquire("store", 60)
+    table.advance(lease, None, position(100))
+    with pytest.raises(LeaseLostError, match="another sync moved it first"):
+        table.advance(lease, None, position(150))  # a replayed first cycle
+    with pytest.raises(LeaseLostError):
+        table.advance(lease, position(50), position(150))  # not where it is
+    clock.now += 50
+    renewed = table.renew(lease, 60)
+    clock.now += 40  # past the first expiry, within the renewed one
+    table.advance(renewed, position(100), position(150))
+    assert table.positions("store") == {"public.orders": position(150)}
+
+
+def test_a_mapping_that_changes_its_items_is_refused_with_what_to_do(control):
+    table, _ = control
+    mapping = load_mapping(packaged_mapping(DEMO_MAPPINGS["postgres"]))
+    lease = table.acquire(mapping.name, 60)
+    table.advance(lease, None, position(1, fingerprint(mapping)))
+    table.check_fingerprint(mapping, table.positions(mapping.name))  # the same mapping: nothing to say
+    patterns_only = mapping.model_copy(update={"patterns": {}})
+    table.check_fingerprint(patterns_only, table.positions(mapping.name))  # no item changes
+    entity = mapping.entities["customer"]
+    rekeyed = mapping.model_copy(update={"entities": {**mapping.entities, "customer": entity.model_copy(
+        update={"key": {**entity.key, "PK": "C#{customer_id}"}})}})
+    with pytest.raises(MappingChangedError, match=r"changes its items since the positions of public.orders.*carve run"):
+        table.check_fingerprint(rekeyed, table.positions(mapping.name))
