@@ -1,0 +1,74 @@
+"""Which items a change touches: the mapping's join graph walked up from a changed table.
+
+A changed row of table T feeds every item whose entity reads T (the row is the item's root) and
+every item that embeds T at any depth (the row is in the item's list or map). Per entity, the
+affected roots are the rows a condition holds, evaluated by the database: the change itself
+where the entity reads T, else `(the embed's parent columns) IN (SELECT its child columns FROM T
+WHERE change)`, nested once per level up to the root. Embed filters are left out on purpose: a
+row that a change moves out of an embed's filter changes its item too.
+
+The change is a condition on T (a watermark range, a list of keys); rebuilding the affected
+items reads only those roots and their children (jobs.sources.subset), never a whole table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping as MappingABC
+from typing import Any
+
+from jobs.sources.connections import Connection
+from jobs.sources.dialect import sql_literal
+from jobs.sources.jdbc import qualified
+from transforms.mapping import EmbedMany, EmbedOne, Mapping
+
+
+def affected_roots(conn: Connection, mapping: Mapping, table: str, change: str) -> dict[str, str]:
+    """Per entity whose items rows of `table` matching `change` feed: the condition on its rows."""
+    out = {}
+    for name, entity in mapping.entities.items():
+        conditions = [change] if entity.from_ == table else []
+        conditions += _through(conn, entity.attributes, table, change)
+        if conditions:
+            out[name] = any_of(conditions)
+    return out
+
+
+def _through(conn: Connection, attributes: MappingABC[str, Any], table: str, change: str) -> list[str]:
+    """Conditions on the rows holding `attributes`, one per embed below them that reads `table`."""
+    quote = conn.dialect.quote
+    out = []
+    for spec in attributes.values():
+        if not isinstance(spec, (EmbedOne, EmbedMany)):
+            continue
+        inner = ([change] if spec.from_ == table else []) + _through(conn, spec.body, table, change)
+        if not inner:
+            continue
+        parents = ", ".join(quote(c) for c in spec.join)
+        children = ", ".join(quote(c) for c in spec.join.values())
+        if len(spec.join) > 1:
+            parents = f"({parents})"
+        out.append(f"{parents} IN (SELECT {children} FROM {qualified(conn, spec.from_)} WHERE {any_of(inner)})")
+    return out
+
+
+def any_of(conditions: list[str]) -> str:
+    unique = list(dict.fromkeys(conditions))
+    return unique[0] if len(unique) == 1 else " OR ".join(f"({c})" for c in unique)
+
+
+def literal(value: str) -> str:
+    """A value the database returned as text, back in SQL: a string literal, which both engines
+    compare with a number or a timestamp column by converting it. A backslash means one thing in
+    a PostgreSQL literal and another in MariaDB's; no number or timestamp has one."""
+    if "\\" in value:
+        raise ValueError(f"watermark value {value!r} has a backslash: a watermark column holds numbers or timestamps")
+    return sql_literal(value)
+
+
+def watermark_change(conn: Connection, column: str, after: str | None, upto: str) -> str:
+    """The rows a watermark sync applies: above the saved value (all of them the first time) and
+    up to the one read when the cycle started, so that a row committed meanwhile waits for the
+    next cycle instead of being skipped by it."""
+    quoted = conn.dialect.quote(column)
+    upper = f"{quoted} <= {literal(upto)}"
+    return upper if after is None else f"{quoted} > {literal(after)} AND {upper}"
