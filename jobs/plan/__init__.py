@@ -34,7 +34,7 @@ from jobs.runtimes.gateway import session_threads
 from jobs.sinks.pacing import BudgetSpec, resolve_budget
 from jobs.sinks.table import TableAddress, TableSpec, check_table
 from jobs.sources.connections import Connection
-from jobs.sources.jdbc import jdbc_rows, read_sources
+from jobs.sources.jdbc import jdbc_rows, read_sources, unpersist
 from transforms.errors import CarveError, SourceError
 from transforms.items import CompileError, build_items
 from transforms.mapping import Mapping, located, referenced_columns
@@ -199,6 +199,7 @@ class Planner:
                 raise
             figures = measure(items, self.mapping, samples)
             items.unpersist()
+            unpersist(frames.values())
             stage.rows = sum(e["sample"]["rows"] for e in figures.by_entity.values())
             stage.detail = "every item" if full else f"{stage.rows:,} items in the sample"
         return figures
