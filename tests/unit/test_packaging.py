@@ -15,7 +15,7 @@ from jobs.deploy import build_wheel
 ROOT = Path(__file__).resolve().parents[2]
 
 PACKAGES = {
-    "jobs", "jobs/plan", "jobs/runtimes", "jobs/scaffold", "jobs/sinks", "jobs/sources", "jobs/verify",
+    "jobs", "jobs/plan", "jobs/runtimes", "jobs/scaffold", "jobs/sinks", "jobs/sources", "jobs/sync", "jobs/verify",
     "transforms", "transforms/jvm", "transforms/mapping", "expectations", "mappings",
 }
 
