@@ -34,7 +34,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from jobs.aws import aws_errors, error_code
-from jobs.sinks.table import TableAddress, dynamodb_client
+from jobs.sinks.table import TableAddress, TableSpec, dynamodb_client, ensure_table
 from transforms.errors import CarveError
 from transforms.mapping import Mapping
 
@@ -97,19 +97,7 @@ class ControlTable:
 
     def ensure(self) -> None:
         with aws_errors(f"cannot reach the control table {self.address.table}"):
-            try:
-                self.client.describe_table(TableName=self.address.table)
-                return
-            except ClientError as exc:
-                if error_code(exc) != "ResourceNotFoundException":
-                    raise
-            self.client.create_table(
-                TableName=self.address.table, BillingMode="PAY_PER_REQUEST",
-                AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k in KEY],
-                KeySchema=[{"AttributeName": KEY[0], "KeyType": "HASH"}, {"AttributeName": KEY[1], "KeyType": "RANGE"}],
-            )
-            self.client.get_waiter("table_exists").wait(TableName=self.address.table,
-                                                        WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+            ensure_table(self.client, TableSpec(self.address.table, KEY[0], KEY[1]))
 
     # --- the lease ----------------------------------------------------------------------------
 
