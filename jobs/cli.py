@@ -189,6 +189,7 @@ def run_mapping(mapping_file: str, *, endpoint_url: str | None, region: str, wri
                       f"({len(mapping.entities)} entities; report in {options.report_dir})")
         pipeline = Pipeline(runtime.spark(f"carve-{mapping.name}"), mapping, mapping_file, conn, options, console,
                             runtime)
+        pipeline.report.mode = command
         report = pipeline.execute(write=write, reconcile=reconcile)
     except CarveError as exc:
         if pipeline is None:  # it did not start: its report says so, as every failed run's does
@@ -333,6 +334,57 @@ def plan(mapping: str | None, endpoint_url: str | None, region: str, write_rate:
             if path:
                 console.print(f"{label}: {path}", markup=False)
     console.print(f"status: {report.status}", markup=False)
+
+
+@cli.command()
+@click.argument("mapping", type=click.Path(dir_okay=False))
+@run_options
+@click.option("--follow", is_flag=True, help="Repeat every --interval until Ctrl-C (which finishes the cycle it is in).")
+@click.option("--interval", default="30s", show_default=True, metavar="30s|5m|1h",
+              help="With --follow: the pause between cycles.")
+@click.option("--verify", type=click.Choice(["affected", "full"]), default="affected", show_default=True,
+              help="After each cycle, compare the items it rewrote and deleted with the table (affected), or "
+                   "the whole table with a fresh build of every item (full: a full read).")
+@click.option("--status", "show_status", is_flag=True,
+              help="Print the saved positions, their lag, the lease and the last cycle; change nothing.")
+def sync(mapping: str, endpoint_url: str | None, region: str, write_rate: str | None, report_dir: str | None,
+         follow: bool, interval: str, verify: str, show_status: bool) -> None:
+    """Apply the source's changes since the last sync (or full load) to MAPPING's table.
+
+    Rebuilds every item a changed row feeds, from the source as it is now, with the full load's
+    transforms; deletes the items that no longer belong; reads them back; only then saves how
+    far it got. Exit status 0 when the (last) cycle is ok.
+    """
+    from jobs.sync.follow import SyncRequest, interval_seconds, status_lines
+    from jobs.sync.follow import sync as run_sync
+
+    loaded = load_mapping(mapping)
+    if loaded.sync is None:
+        raise click.UsageError(f"{mapping} has no sync section: say how each table's changes are found "
+                               "(see 'Keep the table in step' in the README)")
+    endpoint_url = endpoint_url or os.environ.get("CARVE_ENDPOINT_URL")
+    if show_status:
+        for line in status_lines(loaded, endpoint_url, region):
+            console.print(line, markup=False)
+        return
+    try:
+        pause = interval_seconds(interval)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--interval") from None
+    from jobs.pipeline import RunOptions
+    from jobs.preflight import writable_dir
+    from jobs.runtimes import current
+
+    options = RunOptions(
+        report_dir=Path(report_dir) if report_dir else Path("reports") / run_folder_name(f"{loaded.name}-sync"),
+        endpoint_url=endpoint_url, region=region, write_rate=write_rate)
+    writable_dir(options.report_dir)
+    runtime = current()
+    conn = runtime.connection(loaded.source.connection)
+    every = f", every {interval} until Ctrl-C" if follow else ""
+    console.print(f"carve sync [bold]{loaded.name}[/] -> {loaded.target.table} ({len(loaded.sync.tables)} tables "
+                  f"followed{every}; report in {options.report_dir})")
+    sys.exit(run_sync(SyncRequest(loaded, mapping, conn, options, verify, follow, pause), runtime, console))
 
 
 @cli.command()

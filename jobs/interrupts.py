@@ -46,3 +46,26 @@ def cancel_jobs_on_ctrl_c(spark_context: Any) -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+@contextmanager
+def finish_then_stop(say: Any) -> Iterator[threading.Event]:
+    """Ctrl-C sets the event (the caller finishes what it is doing and stops); a second Ctrl-C
+    stops at once. Outside the main thread, where no signal arrives, the event is only returned."""
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def on_ctrl_c(_signum: int, _frame: Any) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        say("Ctrl-C: finishing the current cycle, then stopping (Ctrl-C again stops at once; "
+            "a cycle stopped midway is applied again by the next sync)")
+
+    previous = signal.signal(signal.SIGINT, on_ctrl_c)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)

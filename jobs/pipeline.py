@@ -8,6 +8,8 @@ written as report.json whatever happens. Where the items go is the sink's busine
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +33,7 @@ from jobs.sizes import item_sizes
 from jobs.sources.connections import Connection
 from jobs.sources.jdbc import read_sources, unpersist
 from jobs.storage import write_json_lines
+from jobs.sync.start import full_load_positions
 from jobs.verify.patterns import PatternChecker, PatternResult
 from jobs.verify.reconcile import ReconcileResult, expected_digests, reconcile, scan_digests
 from transforms.errors import CarveError, ValidationFailedError, WriteFailedError, WriteInterrupted
@@ -90,10 +93,13 @@ class Pipeline:
     def execute(self, write: bool = True, reconcile: bool = True) -> RunReport:
         """The run; with write=False (carve reconcile) it only compares the table with the source,
         and with reconcile=False too (carve check-patterns) it only checks the access patterns."""
-        started = time.monotonic()
-        try:
-            with cancel_jobs_on_ctrl_c(self.spark.sparkContext):
-                self.compile()
+        def stages() -> None:
+            self.compile()
+            recording = nullcontext()
+            if write and self.mapping.sync:  # a full load is where `carve sync` starts
+                recording = full_load_positions(self.spark, self.conn, self.mapping, self.address,
+                                                lambda line: self.console.print(f"  {line}", markup=False))
+            with recording as positions:
                 transformed = self.transform(self.read())
                 if write:
                     self.validate(transformed.accepted)
@@ -102,8 +108,20 @@ class Pipeline:
                     self.reconcile(transformed.accepted)
                 if self.mapping.patterns:
                     self.check_patterns(transformed.items)
-            transformed.items.unpersist()
-            self._conclude()
+                transformed.items.unpersist()
+                self._conclude()
+                if positions is not None and self.report.ok:
+                    positions.save()
+
+        return self.reported(stages)
+
+    def reported(self, stages: Callable[[], None], cancel_on_ctrl_c: bool = True) -> RunReport:
+        """Run `stages`; report.json is written whatever happens, with the status and error.
+        Ctrl-C cancels the Spark jobs at once, unless the caller handles it (a sync finishes its cycle)."""
+        started = time.monotonic()
+        try:
+            with cancel_jobs_on_ctrl_c(self.spark.sparkContext) if cancel_on_ctrl_c else nullcontext():
+                stages()
         except BaseException as exc:
             self._record_failure(exc)
             if interrupts.asked() and not isinstance(exc, KeyboardInterrupt):
@@ -157,9 +175,11 @@ class Pipeline:
             self.sink.check()
             compile_check(self.spark, self.conn, self.mapping, self.mapping_file)
 
-    def read(self) -> ReadResult:
+    def read(self, mapping: Mapping | None = None) -> ReadResult:
+        """The source rows of the mapping's items (`mapping`: of some of them, a subset of it)."""
+        mapping = mapping or self.mapping
         with self.stages.stage("read", f"reading the source tables over JDBC ({self.conn.engine})") as stage:
-            frames = read_sources(self.spark, self.conn, self.mapping, referenced_columns(self.mapping))
+            frames = read_sources(self.spark, self.conn, mapping, referenced_columns(mapping))
             rows = {name: df.count() for name, df in frames.items()}
             stage.rows = sum(rows.values())
             stage.detail = ", ".join(f"{name} {n:,}" for name, n in rows.items())
@@ -175,10 +195,12 @@ class Pipeline:
         if failed:
             raise ValidationFailedError(f"critical source expectations failed in {', '.join(failed)}; nothing was written")
 
-    def transform(self, read: ReadResult) -> TransformResult:
+    def transform(self, read: ReadResult, mapping: Mapping | None = None) -> TransformResult:
+        """The items, checked against the mapping's policy; those of `mapping` (a subset: some of
+        them, where the share quarantined says nothing of the whole) without the share check."""
         policy = self.mapping.policy
         with self.stages.stage("transform", "building items") as stage:
-            items = build_items(self.mapping, read.frames).persist(StorageLevel.MEMORY_AND_DISK)
+            items = build_items(mapping or self.mapping, read.frames).persist(StorageLevel.MEMORY_AND_DISK)
             total = items.count()
             unpersist(read.frames.values())
             rejected = items.where(F.col("problem").isNotNull())
@@ -196,7 +218,7 @@ class Pipeline:
         if policy.duplicates == "fail" and rejected.where(F.col("problem").contains("duplicate key")).limit(1).count():
             raise ValidationFailedError(f"duplicate keys and the mapping's policy is duplicates: fail; see {report.quarantine}")
         share = rejected_count / total if total else 0.0
-        if share > policy.max_rejected_share:
+        if mapping is None and share > policy.max_rejected_share:
             raise ValidationFailedError(
                 f"{rejected_count:,} of {total:,} items ({share:.2%}) were quarantined; the mapping allows "
                 f"{policy.max_rejected_share:.2%} (policy.max_rejected_share). Nothing was written. "

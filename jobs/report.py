@@ -34,6 +34,7 @@ class RunReport:
     mapping_file: str
     table: str
     sink: str
+    mode: str = "run"  # run, reconcile, check-patterns or sync
     started_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     items_built: int | None = None
     items_expected: int = 0  # items that passed the checks and should be in the table
@@ -51,6 +52,8 @@ class RunReport:
     write: WriteOutcome | None = None
     reconcile: ReconcileResult | None = None
     patterns: list[PatternResult] | None = None  # the mapping's access patterns, checked against the table
+    sync: dict[str, Any] | None = None  # a sync cycle: changes per table and operation, items rewritten
+    # and deleted, lag, positions before and after
     quarantine: Path | None = None
     dead_letter: Path | None = None
     data_docs: Path | None = None
@@ -80,7 +83,7 @@ class RunReport:
         """The report as report.json holds it (absent parts are left out)."""
         out: dict[str, Any] = {
             "mapping": self.mapping, "mapping_file": self.mapping_file, "table": self.table, "sink": self.sink,
-            "started_at": self.started_at,
+            "mode": self.mode, "started_at": self.started_at,
             **{name: getattr(self, name) for name in SUMMARY_FIGURES},
         }
         optional = {
@@ -98,6 +101,7 @@ class RunReport:
             "validation": None if self.validation is None else _validation(self.validation, self.data_docs),
             "reconcile": None if self.reconcile is None else _reconcile(self.reconcile),
             "patterns": None if self.patterns is None else [p.as_dict() for p in self.patterns],
+            "sync": self.sync,
             "quarantine": self.quarantine,
             "dead_letter": self.dead_letter,
         }
@@ -140,6 +144,11 @@ class RunReport:
                 shown = ", ".join(f"{k}={v}" for k, v in first["parameters"].items())
                 line += f"; {pattern.failed} differ, first {shown}: {'; '.join(first['problems'])}"
             lines.append(line)
+        if self.sync is not None:
+            changed = ", ".join(f"{table} {sum(ops.values()):,}" for table, ops in self.sync["changes"].items()
+                                if sum(ops.values())) or "none"
+            lines.append(f"sync: changed rows {changed}; {self.sync['items_rewritten']:,} items rewritten, "
+                         f"{self.sync['items_deleted']:,} deleted; {self.sync['lag_seconds']:,.1f} s behind the source")
         lines.append(f"status: {self.status}")
         return lines
 

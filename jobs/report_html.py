@@ -56,6 +56,7 @@ def render(report: Mapping[str, Any], base: Path | None = None) -> str:
         _quarantine(report, base),
         _sizes(report.get("item_sizes")),
         _write_rate(report.get("write")),
+        _sync(report.get("sync")),
         _reconcile(report.get("reconcile")),
         _patterns(report.get("patterns")),
         _validation(report.get("validation"), base),
@@ -242,6 +243,33 @@ def _rate_plot(series: Sequence[Mapping[str, Any]]) -> str:
             f'<text x="{left}" y="{height - 8}">0 s</text>'
             f'<text x="{width - 10}" y="{height - 8}" text-anchor="end">{last} s since the first write</text>'
             f'<text x="{width - 10}" y="14" text-anchor="end">blue: achieved; dashed: budget</text></svg>')
+
+
+def _sync(sync: Mapping[str, Any] | None) -> str:
+    """A sync cycle: what changed per table, what it rewrote and deleted, where each table's position went."""
+    if not sync:
+        return ""
+    figures = [[_e(label), _fig(f"sync/{key}", sync[key])] for key, label in (
+        ("items_rewritten", "items rewritten"), ("items_deleted", "items deleted"),
+        ("lag_seconds", "seconds behind the source at the end")) if key in sync]
+    out = "<h2>Sync cycle</h2>" + _table(["", ""], figures, [False, True])
+    rows = []
+    for table, operations in (sync.get("changes") or {}).items():
+        changed = ", ".join(f"{op} {_fig(f'sync/changes/{table}/{op}', n)}" for op, n in operations.items())
+        before = (sync.get("positions_before") or {}).get(table, {})
+        after = (sync.get("positions_after") or {}).get(table, {})
+        rows.append([f"<code>{_e(table)}</code>", changed, _e(_position(before)), _e(_position(after))])
+    out += _table(["table", "changed rows", "position before", "position after"], rows, [False, True, False, False])
+    full = sync.get("verify_full")
+    if full:
+        counts = ", ".join(f"{k} {_fig(f'sync/verify_full/{k}', full[k])}" for k in ("missing", "mismatched", "extra")
+                           if k in full)
+        out += f"<p>verify full: {_e(full.get('status'))} ({counts}); report <code>{_e(full.get('report'))}</code></p>"
+    return out
+
+
+def _position(value: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in value.items()) or "-"
 
 
 def _reconcile(rec: Mapping[str, Any] | None) -> str:

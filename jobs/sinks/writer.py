@@ -115,14 +115,15 @@ class PendingItem(NamedTuple):
     entity: str
     pk: str
     sk: str | None
-    item: str  # DynamoDB wire JSON, sent as it is
+    item: str  # DynamoDB wire JSON, sent as it is; of a delete, the item's key
     wcu: int
+    delete: bool = False
 
 
 def pending_items(rows: Iterable[Any]) -> Iterator[PendingItem]:
-    """Rows with entity, pk, sk, item, wcu (Spark Rows or anything with those attributes)."""
+    """Rows with entity, pk, sk, item, wcu and maybe delete (Spark Rows or anything with those attributes)."""
     for row in rows:
-        yield PendingItem(row.entity, row.pk, row.sk, row.item, row.wcu)
+        yield PendingItem(row.entity, row.pk, row.sk, row.item, row.wcu, getattr(row, "delete", False))
 
 
 def batches(items: Iterable[PendingItem], size: int = MAX_BATCH,
@@ -146,8 +147,9 @@ def batches(items: Iterable[PendingItem], size: int = MAX_BATCH,
 
 def batch_body(table: str, items: list[PendingItem]) -> bytes:
     """The BatchWriteItem request, joined from the items' wire JSON."""
-    puts = ",".join('{"PutRequest":{"Item":' + p.item + "}}" for p in items)
-    return ('{"RequestItems":{' + json.dumps(table) + ":[" + puts + ']},"ReturnConsumedCapacity":"INDEXES"}').encode()
+    requests = ",".join(('{"DeleteRequest":{"Key":' if p.delete else '{"PutRequest":{"Item":') + p.item + "}}"
+                        for p in items)
+    return ('{"RequestItems":{' + json.dumps(table) + ":[" + requests + ']},"ReturnConsumedCapacity":"INDEXES"}').encode()
 
 
 def _still_pending(sent: list[PendingItem], unprocessed: list[dict[str, Any]]) -> list[PendingItem]:
@@ -155,7 +157,8 @@ def _still_pending(sent: list[PendingItem], unprocessed: list[dict[str, Any]]) -
     by_digest = {item_digest(json.loads(p.item)): p for p in sent}
     left = []
     for request in unprocessed:
-        digest = item_digest(request["PutRequest"]["Item"])
+        put = request.get("PutRequest")
+        digest = item_digest(put["Item"] if put else request["DeleteRequest"]["Key"])
         if digest not in by_digest:
             raise SinkError("BatchWriteItem returned an unprocessed item that was not in the request")
         left.append(by_digest[digest])
@@ -371,7 +374,8 @@ def write_items(
     budget: Callable[[], Budget] | None = None,
     live: Callable[[str], None] | None = None,
 ) -> WriteResult:
-    """Write the items (entity, pk, sk, item, wcu, ...) from the executors within the budget.
+    """Write the items (entity, pk, sk, item, wcu, ...; with a true `delete`, item is the key of
+    one to delete) from the executors within the budget.
 
     `budget` is re-read while the job runs (a share of the table's capacity follows autoscaling);
     without it, settings.units_per_second is the budget (None: no limit). `live` is told the achieved
@@ -384,7 +388,8 @@ def write_items(
         fixed = Budget(settings.units_per_second, f"{settings.units_per_second:,.0f} WCU/s")
         budget = lambda: fixed  # noqa: E731
     rows = (
-        items_df.select("entity", "pk", "sk", "item", "wcu")
+        items_df.select("entity", "pk", "sk", "item", "wcu",
+                        "delete" if "delete" in items_df.columns else F.lit(False).alias("delete"))
         # One task per slot, all running at once, each with its share of the budget.
         .repartition(slots)
         # Source order would write an item collection (one pk) back to back and hit the

@@ -91,6 +91,9 @@ class Dialect(Protocol):
     def select_expression(self, column: ColumnInfo) -> tuple[str, str | None]:
         """(SQL expression, kind) that reads `column` exactly; kind goes into the column metadata."""
 
+    def as_text(self, expression: str) -> str:
+        """The value of `expression` as the engine spells it in text, which it reads back the same."""
+
     def bucket(self, expressions: list[str], buckets: int) -> str:
         """An integer in [0, buckets) from a hash of the values' text: the same values, the same
         bucket, in every table (carve plan samples whole partitions with it)."""

@@ -55,8 +55,9 @@ def jdbc_errors(conn: Connection, what: str = "") -> Iterator[None]:
         raise SourceError(f"connection '{conn.name}': {what}{_java_message(exc)}") from None
 
 
-def jdbc_rows(spark: SparkSession, conn: Connection, sql: str) -> list[tuple]:
-    """Every row of `sql`, each value as text (or None)."""
+def jdbc_rows(spark: SparkSession, conn: Connection, sql: str, session: bool = False) -> list[tuple]:
+    """Every row of `sql`, each value as text (or None); with `session`, in a session set up as
+    the reader's are (UTC), for values the reader will compare with."""
     jvm = spark.sparkContext._jvm
     props = jvm.java.util.Properties()
     for key in ("user", "password"):
@@ -70,6 +71,8 @@ def jdbc_rows(spark: SparkSession, conn: Connection, sql: str) -> list[tuple]:
         raise SourceError(f"connection '{conn.name}': the driver does not accept {conn.safe_url}")
     try:
         with jdbc_errors(conn):
+            if session:
+                connection.createStatement().execute(conn.dialect.session_sql())
             result = connection.createStatement().executeQuery(sql)
             width = result.getMetaData().getColumnCount()
             rows = []

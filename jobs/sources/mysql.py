@@ -45,8 +45,11 @@ class MySQLDialect:
     def quote(self, identifier: str) -> str:
         return "`" + identifier.replace("`", "``") + "`"
 
+    def as_text(self, expression: str) -> str:
+        return f"CAST({expression} AS CHAR)"
+
     def bucket(self, expressions: list[str], buckets: int) -> str:
-        text = ", ".join(f"CAST({e} AS CHAR)" for e in expressions)
+        text = ", ".join(self.as_text(e) for e in expressions)
         return f"MOD(CRC32(CONCAT_WS('|', {text})), {buckets})"
 
     def in_schema(self, schema: str | None) -> str:

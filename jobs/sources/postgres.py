@@ -44,8 +44,11 @@ class PostgresDialect:
     def quote(self, identifier: str) -> str:
         return '"' + identifier.replace('"', '""') + '"'
 
+    def as_text(self, expression: str) -> str:
+        return f"CAST({expression} AS text)"
+
     def bucket(self, expressions: list[str], buckets: int) -> str:
-        text = ", ".join(f"CAST({e} AS text)" for e in expressions)
+        text = ", ".join(self.as_text(e) for e in expressions)
         return f"mod(CAST(hashtext(concat_ws('|', {text})) AS bigint) + 2147483648, {buckets})"
 
     def in_schema(self, schema: str | None) -> str:

@@ -24,9 +24,11 @@ import json
 import os
 import re
 import socket
+import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -38,7 +40,6 @@ from jobs.sinks.table import TableAddress, TableSpec, dynamodb_client, ensure_ta
 from transforms.errors import CarveError
 from transforms.mapping import Mapping
 
-DEFAULT_CONTROL_TABLE = "carve-sync-state"
 KEY = ("mapping", "record")
 STATE = "state"  # the record of a mapping's lease and positions
 NAMES = {"#o": "owner", "#t": "token", "#p": "positions"}
@@ -79,7 +80,7 @@ def fingerprint(mapping: Mapping) -> str:
     Left out: the description, the write budget, the rejected share and the access patterns,
     which change no item."""
     shape = mapping.model_dump(mode="json", by_alias=True, warnings=False, exclude={
-        "description": True, "patterns": True, "target": {"write_rate"}, "policy": {"max_rejected_share"}})
+        "description": True, "patterns": True, "sync": True, "target": {"write_rate"}, "policy": {"max_rejected_share"}})
     return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -123,6 +124,29 @@ class ControlTable:
                 "left by a sync that died is taken over once it expires") from None
         return lease
 
+    @contextmanager
+    def held(self, mapping: str, seconds: float) -> Iterator[Lease]:
+        """The mapping's lease while the block runs, renewed every third of `seconds` (a full load
+        or a long cycle outlasts any timeout a dead sync should be kept waiting), then released."""
+        lease = self.acquire(mapping, seconds)
+        stop = threading.Event()
+
+        def heartbeat() -> None:
+            while not stop.wait(seconds / 3):
+                try:
+                    self.renew(lease, seconds)
+                except CarveError:
+                    return  # lost or unreachable: the holder's next conditional write says so
+
+        beating = threading.Thread(target=heartbeat, name="carve-lease", daemon=True)
+        beating.start()
+        try:
+            yield lease
+        finally:
+            stop.set()
+            beating.join()
+            self.release(lease)
+
     def renew(self, lease: Lease, seconds: float) -> Lease:
         renewed = Lease(lease.mapping, lease.owner, lease.token, self.clock() + seconds)
         self._as_holder(lease, "SET expires_at = :expires", {":expires": {"N": _number(renewed.expires_at)}})
@@ -162,9 +186,7 @@ class ControlTable:
     def advance(self, lease: Lease, before: Position | None, after: Position) -> None:
         """Move one table's position from `before` (None: the first) to `after`, as the lease's holder."""
         now = self.clock()
-        saved = {"M": {"kind": {"S": after.kind}, "value": {"S": _value(after)},
-                       "fingerprint": {"S": after.fingerprint}, "updated_at": {"S": after.updated_at}}}
-        values = {":token": {"S": lease.token}, ":now": {"N": _number(now)}, ":saved": saved}
+        values = {":token": {"S": lease.token}, ":now": {"N": _number(now)}, ":saved": _saved(after)}
         if before is None:
             where = "attribute_not_exists(#p.#table)"
         else:
@@ -185,12 +207,50 @@ class ControlTable:
                 f"the position of {after.table} was not saved: it is no longer where this sync read it "
                 "(another sync moved it first). Nothing after the saved position is lost") from None
 
+    def restart(self, lease: Lease, positions: list[Position], read_at: float) -> None:
+        """Every position at once, whatever was saved: a full load has just made the table afresh
+        from the source as it was at `read_at`."""
+        saved = {"M": {p.table: _saved(p) for p in positions}}
+        try:
+            self._update(lease.mapping, "save the positions of the full load",
+                         "SET #p = :saved, in_step_at = :read REMOVE last_cycle", "#t = :token AND expires_at >= :now",
+                         {":token": {"S": lease.token}, ":now": {"N": _number(self.clock())}, ":saved": saved,
+                          ":read": {"N": _number(read_at)}})
+        except _ConditionFailed:
+            raise LeaseLostError(
+                f"the positions of the full load were not saved: this run no longer holds the lease of mapping "
+                f"'{lease.mapping}'. The table is complete; run the full load again before syncing") from None
+
+    def record_cycle(self, lease: Lease, figures: dict[str, Any], in_step_at: float | None = None) -> None:
+        """The last cycle's figures, for `carve sync --status`; an ok cycle also says when the source
+        was read that the table now matches (`in_step_at`)."""
+        values = {":figures": {"S": json.dumps(figures, default=str)}}
+        update = "SET last_cycle = :figures"
+        if in_step_at is not None:
+            update += ", in_step_at = :read"
+            values[":read"] = {"N": _number(in_step_at)}
+        self._as_holder(lease, update, values)
+
+    def last_cycle(self, mapping: str) -> dict[str, Any] | None:
+        item = self._item(mapping) or {}
+        return json.loads(item["last_cycle"]["S"]) if "last_cycle" in item else None
+
+    def in_step_at(self, mapping: str) -> float | None:
+        """When the source was read that the table matches: by the last ok cycle or full load."""
+        item = self._item(mapping) or {}
+        return float(item["in_step_at"]["N"]) if "in_step_at" in item else None
+
     # --- helpers ------------------------------------------------------------------------------
 
     def _item(self, mapping: str) -> dict[str, Any] | None:
         with aws_errors(f"cannot read the sync state of mapping '{mapping}'"):
-            return self.client.get_item(TableName=self.address.table, Key=_key(mapping),
-                                        ConsistentRead=True).get("Item")
+            try:
+                return self.client.get_item(TableName=self.address.table, Key=_key(mapping),
+                                            ConsistentRead=True).get("Item")
+            except ClientError as exc:
+                if error_code(exc) == "ResourceNotFoundException":
+                    return None  # no control table yet: nothing saved
+                raise
 
     def _update(self, mapping: str, what: str, update: str, condition: str, values: dict[str, Any],
                 names: dict[str, str] | None = None) -> None:
@@ -222,6 +282,11 @@ class _ConditionFailed(Exception):
 
 def _key(mapping: str) -> dict[str, Any]:
     return {KEY[0]: {"S": mapping}, KEY[1]: {"S": STATE}}
+
+
+def _saved(position: Position) -> dict[str, Any]:
+    return {"M": {"kind": {"S": position.kind}, "value": {"S": _value(position)},
+                  "fingerprint": {"S": position.fingerprint}, "updated_at": {"S": position.updated_at}}}
 
 
 def _value(position: Position) -> str:

@@ -7,6 +7,7 @@ happens to be spelled (DynamoDB hands numbers back normalized and binary as byte
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
@@ -118,6 +119,39 @@ def scan_digests(
     )
     rows = spark.sparkContext.parallelize(range(segments), segments).mapPartitions(scan)
     return spark.createDataFrame(rows, DIGEST_SCHEMA)
+
+
+GET_BATCH = 100  # BatchGetItem's limit of keys per call
+
+
+def fetch_segment(client: Any, table: str, keys: list[Key], partition_key: str,
+                  sort_key: str | None) -> Iterator[tuple[str, str | None, str]]:
+    """pk, sk, digest of those of `keys` that are in the table (strongly consistent reads)."""
+    for start in range(0, len(keys), GET_BATCH):
+        wanted = [{partition_key: {"S": pk}, **({sort_key: {"S": sk}} if sort_key else {})}
+                  for pk, sk in keys[start:start + GET_BATCH]]
+        request = {table: {"Keys": wanted, "ConsistentRead": True}}
+        for attempt in range(SCAN_ATTEMPTS):
+            answer = client.batch_get_item(RequestItems=request)
+            for item in answer["Responses"].get(table, []):
+                yield _key_of(item, partition_key), _key_of(item, sort_key) if sort_key else None, item_digest(item)
+            request = answer.get("UnprocessedKeys") or {}
+            if not request:
+                break
+            time.sleep(min(0.05 * 2 ** attempt, 2.0))  # DynamoDB hands back keys it had no capacity for
+        else:
+            raise CarveError(f"BatchGetItem on {table}: keys still unprocessed after {SCAN_ATTEMPTS} attempts")
+
+
+def fetch_digests(keys: DataFrame, address: TableAddress, partition_key: str, sort_key: str | None = None,
+                  client_factory: Callable[[TableAddress], Any] = scan_client) -> DataFrame:
+    """pk, sk, digest of the items at `keys` (pk, sk) that the table holds, read by key from the executors."""
+    def fetch(rows: Iterable[Any]) -> Iterator[tuple[str, str | None, str]]:
+        wanted = [(r.pk, r.sk) for r in rows]
+        if wanted:
+            yield from fetch_segment(client_factory(address), address.table, wanted, partition_key, sort_key)
+
+    return keys.sparkSession.createDataFrame(keys.select("pk", "sk").distinct().rdd.mapPartitions(fetch), DIGEST_SCHEMA)
 
 
 # --- the comparison --------------------------------------------------------------------------

@@ -3,6 +3,7 @@ lease's holder and only from where they were, and a mapping change refused with 
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
@@ -108,3 +109,37 @@ def test_a_mapping_that_changes_its_items_is_refused_with_what_to_do(control):
         update={"key": {**entity.key, "PK": "C#{customer_id}"}})}})
     with pytest.raises(MappingChangedError, match=r"changes its items since the positions of public.orders.*carve run"):
         table.check_fingerprint(rekeyed, table.positions(mapping.name))
+
+
+def test_a_full_load_restarts_every_position_and_a_cycle_records_its_figures(control):
+    table, clock = control
+    lease = table.acquire("store", 60)
+    table.advance(lease, None, position(100))
+    table.record_cycle(lease, {"status": "ok", "items_rewritten": 3}, in_step_at=clock.now - 5)
+    load = [position(40), Position("public.product", "watermark", {"upto": "7"}, "f1", "2026-12-06T01:00:00+00:00")]
+    table.restart(lease, load, read_at=clock.now - 1)
+    assert table.positions("store") == {p.table: p for p in load}  # whatever was saved before
+    assert table.last_cycle("store") is None  # the cycles before the load say nothing of the table now
+    assert table.in_step_at("store") == clock.now - 1
+    table.record_cycle(lease, {"status": "failed", "error": "x"})
+    assert table.last_cycle("store") == {"status": "failed", "error": "x"}
+    assert table.in_step_at("store") == clock.now - 1  # a failed cycle moves nothing
+    clock.now += 61
+    with pytest.raises(LeaseLostError, match="full load were not saved"):
+        table.restart(lease, load, read_at=clock.now)
+
+
+def test_the_lease_is_renewed_while_held_and_released_after(dynamodb_endpoint):
+    table = ControlTable(TableAddress(f"carve-state-{uuid.uuid4().hex[:8]}", dynamodb_endpoint, "us-east-1"))
+    table.ensure()
+    with table.held("store", 1.5) as lease:
+        first = table.lease("store").expires_at
+        time.sleep(1.2)  # past two heartbeats (every 0.5 s)
+        assert table.lease("store").expires_at > first
+        assert table.lease("store").token == lease.token
+    assert table.lease("store") is None
+
+
+def test_no_control_table_means_nothing_saved(dynamodb_endpoint):
+    table = ControlTable(TableAddress(f"carve-state-{uuid.uuid4().hex[:8]}", dynamodb_endpoint, "us-east-1"))
+    assert table.positions("store") == {} and table.lease("store") is None and table.last_cycle("store") is None

@@ -78,11 +78,11 @@ def carve_without_devtools(*args: str) -> subprocess.CompletedProcess:
 def test_without_the_development_tooling_the_cli_still_runs_and_has_no_demo():
     done = carve_without_devtools("--help")
     assert done.returncode == 0, done.stderr
-    assert commands(done.stdout) == {"check-patterns", "deploy", "plan", "reconcile", "run", "scaffold", "schema", "validate"}
+    assert commands(done.stdout) == {"check-patterns", "deploy", "plan", "reconcile", "run", "scaffold", "schema", "sync", "validate"}
 
 
 def test_a_development_install_has_demo_and_proxy():
     carve = Path(sys.executable).parent / "carve"  # the console script
     done = subprocess.run([str(carve), "--help"], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert commands(done.stdout) == {"check-patterns", "demo", "deploy", "plan", "proxy", "reconcile", "run", "scaffold", "schema", "validate"}
+    assert commands(done.stdout) == {"check-patterns", "demo", "deploy", "plan", "proxy", "reconcile", "run", "scaffold", "schema", "sync", "validate"}

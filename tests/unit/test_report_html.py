@@ -56,3 +56,17 @@ def test_dead_letter_items_are_not_counted_as_quarantine_reasons_left_out():
     assert "more items with other reasons" not in render(report)
     report["by_entity"]["b"]["quarantined"] = 4  # 3 quarantined items beyond the reasons listed
     assert "3 more items with other reasons" in render(report)
+
+
+def test_a_sync_cycle_shows_its_changes_and_positions():
+    report = {"mapping": "m", "table": "T", "status": "ok", "mode": "sync",
+              "sync": {"changes": {"public.product": {"upsert": 1}, "public.orders": {"upsert": 0}},
+                       "items_rewritten": 3, "items_deleted": 1, "lag_seconds": 12.5,
+                       "positions_before": {"public.product": {"upto": "4"}, "public.orders": {"upto": "9"}},
+                       "positions_after": {"public.product": {"upto": "5"}, "public.orders": {"upto": "9"}}}}
+    page = render(report)
+    shown = dict(re.findall(r'data-figure="([^"]+)">([^<]*)<', page))
+    assert shown["sync/items_rewritten"] == "3" and shown["sync/items_deleted"] == "1"
+    assert shown["sync/changes/public.product/upsert"] == "1"
+    assert "<title>carve sync: m -&gt; T</title>" in page
+    assert "upto 4" in page and "upto 5" in page

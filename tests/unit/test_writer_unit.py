@@ -91,7 +91,9 @@ class FakeDynamo:
         assert operation == "BatchWriteItem"
         request = json.loads(body)
         assert list(request["RequestItems"]) == [TABLE]
-        items = [entry["PutRequest"]["Item"] for entry in request["RequestItems"][TABLE]]
+        # A delete is recorded as {"delete": its key}.
+        items = [entry["PutRequest"]["Item"] if "PutRequest" in entry else {"delete": entry["DeleteRequest"]["Key"]}
+                 for entry in request["RequestItems"][TABLE]]
         self.calls.append(Call(self.clock.now, items, request["ReturnConsumedCapacity"]))
         action = self.script.pop(0) if self.script else self.default
         result = action(items)
@@ -222,6 +224,27 @@ def test_unprocessed_items_are_matched_even_when_dynamodb_respells_them():
     failed, stats = run(rows, fake, clock)
 
     assert keys_of(fake.calls[1].items) == [("CUSTOMER#9", "PROFILE")]
+    assert stats.written == 2 and failed == []
+
+
+def test_deletes_go_as_delete_requests_and_unprocessed_ones_are_resent():
+    clock = FakeClock()
+
+    def unprocess_the_delete(items):
+        response = ok(items[:-1])
+        response["UnprocessedItems"] = {TABLE: [{"DeleteRequest": {"Key": items[-1]["delete"]}}]}
+        return response
+
+    fake = FakeDynamo(clock, script=[unprocess_the_delete])
+    key = {"PK": {"S": "CUSTOMER#9"}, "SK": {"S": "PROFILE"}}
+    rows = [item_row(1), Row(entity="customer", pk="CUSTOMER#9", sk="PROFILE", item=json.dumps(key), wcu=1,
+                             delete=True)]
+
+    failed, stats = run(rows, fake, clock)
+
+    assert fake.calls[0].items[0]["PK"] == {"S": "CUSTOMER#1"}
+    assert fake.calls[0].items[1] == {"delete": key}
+    assert fake.calls[1].items == [{"delete": key}]
     assert stats.written == 2 and failed == []
 
 

@@ -16,7 +16,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from transforms.errors import MappingError, Problem
 from transforms.mapping.model import EmbedMany, Entity, Mapping
-from transforms.mapping.reads import entity_embeds
+from transforms.mapping.reads import entity_embeds, table_filters
 from transforms.templates import template_columns
 
 Loc = tuple[str | int, ...]
@@ -252,6 +252,7 @@ def check(mapping: Mapping) -> Iterator[tuple[Loc, str]]:
     index_names = [n for ix in mapping.target.indexes for n in (ix.partition, ix.sort) if n]
     yield from _check_index_names(mapping)
     yield from _check_patterns(mapping)
+    yield from _check_sync(mapping)
     for name, entity in mapping.entities.items():
         base: Loc = ("entities", name)
         yield from _check_source(entity, base)
@@ -317,6 +318,26 @@ def _check_patterns(mapping: Mapping) -> Iterator[tuple[Loc, str]]:
                                               f"'{expect.entity}'; its lists: {', '.join(lists) or 'none'}")
         if expect.list is not None and pattern.get is None:
             yield base + ("expect", "list"), "a list is compared within one item: use get"
+
+
+def _check_sync(mapping: Mapping) -> Iterator[tuple[Loc, str]]:
+    """A change source for exactly the tables the mapping reads: a table left out would never be followed."""
+    if mapping.sync is None:
+        return
+    for name, entity in mapping.entities.items():
+        if entity.query:
+            yield ("entities", name, "query"), ("carve sync follows tables, not queries: read this entity with "
+                                                "from: and filter:, or leave sync out of this mapping")
+    read = set(table_filters(mapping))
+    for table in mapping.sync.tables:
+        if table not in read:
+            yield ("sync", "tables", table), (f"the mapping does not read {table}; the tables it reads are "
+                                              f"{', '.join(sorted(read))}")
+    missing = sorted(read - set(mapping.sync.tables))
+    if missing:
+        yield ("sync", "tables"), (f"no change source for {', '.join(missing)}: a table without one would never be "
+                                   "followed. Give each a watermark (a column that only grows; for a table that "
+                                   "is never updated its increasing key will do)")
 
 
 def _check_index_names(mapping: Mapping) -> Iterator[tuple[Loc, str]]:

@@ -312,6 +312,24 @@ class Pattern(Model):
     samples: int = Field(50, ge=1, le=10_000)
 
 
+class Watermark(Model):
+    """Changes found by a column that only grows (updated_at, an increasing id): inserts and
+    updates, never deletes."""
+
+    watermark: ColumnName
+
+
+ChangeSource = Watermark
+
+
+class Sync(Model):
+    """How `carve sync` follows the source: a change source for every table the mapping reads."""
+
+    control_table: Annotated[str, Field(pattern=TABLE_NAME.pattern)] = "carve-sync-state"
+    lease_seconds: int = Field(600, ge=5, le=86_400)  # a sync that died leaves the mapping leased this long
+    tables: dict[SourceTable, ChangeSource] = Field(min_length=1)
+
+
 class Mapping(Model):
     version: Literal[1]
     name: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")]
@@ -321,6 +339,7 @@ class Mapping(Model):
     policy: Policy = Policy()
     entities: dict[ColumnName, Entity] = Field(min_length=1)
     patterns: dict[ColumnName, Pattern] = {}
+    sync: Sync | None = None
 
 
 def json_schema() -> dict:

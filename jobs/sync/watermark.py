@@ -1,0 +1,83 @@
+"""Changes found by a watermark: a column that only grows, read as its maximum.
+
+A cycle reads each table's maximum first, then applies the rows above the saved value and up to
+that maximum (jobs.sync.affected.watermark_change); the maximum becomes the saved value once the
+items are in DynamoDB. A full load reads the maxima before it reads the tables, so the rows it
+loads are at or below them and the first sync starts there. A watermark sees inserts and
+updates, never deletes, and trusts that a row committed later never carries a smaller value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from pyspark.sql import SparkSession
+
+from jobs.sources.connections import Connection
+from jobs.sources.jdbc import describe_table, jdbc_rows, qualified
+from jobs.sync.affected import watermark_change
+from jobs.sync.state import Position, fingerprint
+from transforms.errors import SourceError
+from transforms.mapping import Mapping
+
+KIND = "watermark"
+
+
+class FullLoadNeededError(SourceError):
+    """The saved state cannot lead to the table a full load would give: run one."""
+
+
+@dataclass(frozen=True)
+class TableChanges:
+    """One table's changes in a cycle: the rows `condition` holds (None: no change)."""
+
+    table: str
+    before: Position
+    after: Position
+    condition: str | None
+    rows: int  # changed rows read
+
+
+def marks(spark: SparkSession, conn: Connection, mapping: Mapping) -> list[Position]:
+    """Every table's watermark now, as the positions a full load starting now reaches."""
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    shape = fingerprint(mapping)
+    return [Position(table, KIND, {"upto": _maximum(spark, conn, table, spec.watermark)}, shape, now)
+            for table, spec in mapping.sync.tables.items()]
+
+
+def changes(spark: SparkSession, conn: Connection, mapping: Mapping, saved: dict[str, Position]) -> list[TableChanges]:
+    """Per table, the rows changed since its saved position (which must exist and be a watermark)."""
+    out = []
+    for after in marks(spark, conn, mapping):
+        table = after.table
+        before = saved.get(table)
+        if before is None:
+            raise FullLoadNeededError(
+                f"no saved position for {table}: the sync starts where a full load ended. Run `carve run` "
+                "with this mapping first (it saves where each table's changes start)")
+        if before.kind != KIND:
+            raise FullLoadNeededError(
+                f"the saved position of {table} is a {before.kind} position and the mapping now follows a "
+                "watermark: run a full load (`carve run`), which starts the sync afresh")
+        low, high = before.value.get("upto"), after.value["upto"]
+        if high is None or high == low:
+            out.append(TableChanges(table, before, before, None, 0))
+            continue
+        condition = watermark_change(conn, mapping.sync.tables[table].watermark, low, high)
+        [(count,)] = jdbc_rows(spark, conn, f"SELECT count(*) FROM {qualified(conn, table)} WHERE {condition}",
+                               session=True)
+        out.append(TableChanges(table, before, after, condition, int(count)))
+    return out
+
+
+def _maximum(spark: SparkSession, conn: Connection, table: str, column: str) -> str | None:
+    described = describe_table(spark, conn, table)
+    if described.column(column) is None:
+        known = ", ".join(c.name for c in described.columns)
+        raise SourceError(f"sync.tables.{table}.watermark: {table} has no column '{column}'; its columns are: {known}")
+    quoted = conn.dialect.quote(column)
+    [(value,)] = jdbc_rows(spark, conn, f"SELECT {conn.dialect.as_text(f'max({quoted})')} FROM {qualified(conn, table)}",
+                           session=True)
+    return value
