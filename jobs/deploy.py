@@ -57,6 +57,8 @@ class DeployFile(Model):
     source_secret: str | None = None
     write_rate: str | None = None
     sink: Literal["carve", "glue-connector", "import-s3"] = "carve"  # import-s3 stages under <prefix>imports/
+    # A Glue cron expression: a scheduled trigger starts each mapping's sync job (mappings with a sync section).
+    sync_schedule: str | None = Field(default=None, pattern=r"^cron\(.+\)$")
     tags: dict[str, str] = {}
 
     @field_validator("prefix")
@@ -177,6 +179,12 @@ def job_arguments(deploy: DeployFile, mapping_uri: str, wheel_uri: str, jar_uri:
     return args
 
 
+def sync_arguments(arguments: dict[str, str]) -> dict[str, str]:
+    """A sync job's arguments: the run's, for one cycle of `carve sync`, which writes with carve's own writer."""
+    kept = {k: v for k, v in arguments.items() if k not in ("--carve_sink", "--carve_import_prefix")}
+    return kept | {"--carve_command": "sync"}
+
+
 def job_definition(deploy: DeployFile, role_arn: str, script_uri: str, arguments: dict[str, str]) -> dict[str, Any]:
     definition: dict[str, Any] = {
         "Role": role_arn,
@@ -252,6 +260,9 @@ def _deploy(deploy_file: Path, endpoint_url: str | None, dry_run: bool, apply_po
             raise CarveError(f"{names[mapping.name]} and {path} are both named {mapping.name!r}; the Glue job is "
                              f"named after the mapping, so give one of them another name")
         names[mapping.name] = path
+    if spec.sync_schedule and not any(m.sync for _, m in mappings):
+        raise CarveError(f"{deploy_file}: sync_schedule is set but no mapping has a sync section; add one "
+                         "(see 'Keep the table in step' in the README) or remove sync_schedule")
     if not JOB_SCRIPT.exists():
         raise CarveError(f"the Glue job script {JOB_SCRIPT} is missing from this checkout")
     clients = Clients.make(spec.region, endpoint_url)
@@ -282,6 +293,13 @@ def _deploy(deploy_file: Path, endpoint_url: str | None, dry_run: bool, apply_po
         definition = job_definition(spec, role_arn, f"s3://{spec.bucket}/{script_key}", arguments)
         plan.steps.append(_job_step(clients, spec, account, f"{spec.job_name_prefix}{mapping.name}", definition, apply))
         plan.run_commands.append(f"aws glue start-job-run --region {spec.region} --job-name {spec.job_name_prefix}{mapping.name}")
+        if mapping.sync is not None:  # its sync job, and the trigger that repeats it
+            sync_job = f"{spec.job_name_prefix}{mapping.name}-sync"
+            definition = job_definition(spec, role_arn, f"s3://{spec.bucket}/{script_key}", sync_arguments(arguments))
+            plan.steps.append(_job_step(clients, spec, account, sync_job, definition, apply))
+            plan.run_commands.append(f"aws glue start-job-run --region {spec.region} --job-name {sync_job}")
+            if spec.sync_schedule:
+                plan.steps.append(_trigger_step(clients, spec, sync_job, apply))
 
     policy = job_policy(spec, account, [m for _, m in mappings], _secret_arn(clients, spec, account))
     problems = wildcard_data_actions(policy)
@@ -345,6 +363,32 @@ def _job_step(clients: Clients, spec: DeployFile, account: str, name: str, defin
     return Step("update", target, ", ".join(changed))
 
 
+def _trigger_step(clients: Clients, spec: DeployFile, job: str, apply: bool) -> Step:
+    """A scheduled trigger that starts `job` on spec.sync_schedule (created started)."""
+    name = f"{job}-schedule"
+    target = f"glue trigger {name}"
+    actions = [{"JobName": job}]
+    try:
+        current = clients.glue.get_trigger(Name=name)["Trigger"]
+    except ClientError as exc:
+        if error_code(exc) != "EntityNotFoundException":
+            raise
+        if apply:
+            clients.glue.create_trigger(Name=name, Type="SCHEDULED", Schedule=spec.sync_schedule, Actions=actions,
+                                        StartOnCreation=True, Tags=dict(spec.tags))
+        return Step("create", target, f"{spec.sync_schedule} starts {job}")
+    changed = [k for k, v in (("Schedule", spec.sync_schedule), ("Actions", actions)) if current.get(k) != v]
+    if not changed:
+        return Step("unchanged", target)
+    if apply:
+        # Replaced rather than updated: the same on Glue, and moto (which the tests run against) has
+        # no UpdateTrigger. Between the two calls no sync is started; none is stopped.
+        clients.glue.delete_trigger(Name=name)
+        clients.glue.create_trigger(Name=name, Type="SCHEDULED", Schedule=spec.sync_schedule, Actions=actions,
+                                    StartOnCreation=True, Tags=dict(spec.tags))
+    return Step("update", target, ", ".join(changed))
+
+
 # --- the policy --------------------------------------------------------------------------------
 
 
@@ -389,6 +433,7 @@ def job_policy(spec: DeployFile, account: str, mappings: list[Mapping], secret_a
     ]
     if spec.sink == "import-s3":
         statements += import_statements(spec, account, table_arns)
+    statements += sync_statements(region, account, [m for m in mappings if m.sync is not None])
     if spec.connections:
         statements.append({"Sid": "SourceConnections", "Effect": "Allow", "Action": ["glue:GetConnection"],
                            "Resource": [f"arn:aws:glue:{region}:{account}:catalog"]
@@ -404,6 +449,24 @@ def job_policy(spec: DeployFile, account: str, mappings: list[Mapping], secret_a
         statements.append({"Sid": "SourceSecret", "Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"],
                            "Resource": [secret_arn]})
     return {"Version": "2012-10-17", "Statement": statements}
+
+
+def sync_statements(region: str, account: str, mappings: list[Mapping]) -> list[dict[str, Any]]:
+    """What a sync job adds: rewriting and deleting items (BatchWriteItem's PutRequest and
+    DeleteRequest) and reading them back by key, on its targets; its state in the control tables."""
+    if not mappings:
+        return []
+    arn = f"arn:aws:dynamodb:{region}:{account}:table/"
+    targets = sorted({m.target.table for m in mappings})
+    controls = sorted({m.sync.control_table for m in mappings})
+    return [
+        {"Sid": "SyncTargetTables", "Effect": "Allow",
+         "Action": ["dynamodb:DescribeTable", "dynamodb:BatchWriteItem", "dynamodb:BatchGetItem"],
+         "Resource": [arn + t for t in targets]},
+        {"Sid": "SyncControlTables", "Effect": "Allow",
+         "Action": ["dynamodb:DescribeTable", "dynamodb:CreateTable", "dynamodb:GetItem", "dynamodb:UpdateItem"],
+         "Resource": [arn + t for t in controls]},
+    ]
 
 
 def import_statements(spec: DeployFile, account: str, table_arns: list[str]) -> list[dict[str, Any]]:

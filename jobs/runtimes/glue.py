@@ -55,7 +55,8 @@ from transforms.errors import CarveError, MappingError, SinkError
 
 REQUIRED = ("JOB_NAME", "carve_mapping", "carve_report_prefix")
 OPTIONAL = ("carve_write_rate", "carve_sink", "carve_endpoint_url", "carve_source_secret",
-            "carve_source_glue_connection", "carve_region", "carve_import_prefix")
+            "carve_source_glue_connection", "carve_region", "carve_import_prefix", "carve_command")
+COMMANDS = ("run", "sync")  # sync: one cycle of `carve sync` (a scheduled trigger repeats it)
 SINKS = sink_names()
 
 console = Console(highlight=False, soft_wrap=True)
@@ -77,6 +78,7 @@ class JobArguments:
     source_glue_connection: str | None = None
     region: str | None = None
     import_prefix: str | None = None  # s3://bucket/prefix/ for --carve_sink import-s3
+    command: str = "run"
     resolved: Mapping[str, Any] = field(default_factory=dict, repr=False)  # everything, for Job.init
 
 
@@ -105,6 +107,7 @@ def parse_job_arguments(argv: list[str]) -> JobArguments:
         source_glue_connection=resolved.get("carve_source_glue_connection") or None,
         region=resolved.get("carve_region") or None,
         import_prefix=resolved.get("carve_import_prefix") or None,
+        command=resolved.get("carve_command") or "run",
         resolved=dict(resolved),
     )
     _check(args)
@@ -112,6 +115,10 @@ def parse_job_arguments(argv: list[str]) -> JobArguments:
 
 
 def _check(args: JobArguments) -> None:
+    if args.command not in COMMANDS:
+        raise JobArgumentError(f"--carve_command is '{args.command}'; use one of: {', '.join(COMMANDS)}")
+    if args.command == "sync" and args.sink != DEFAULT_SINK:
+        raise JobArgumentError(f"--carve_command sync writes with carve's own writer; leave out --carve_sink {args.sink}")
     if args.sink not in SINKS:
         raise JobArgumentError(f"--carve_sink is '{args.sink}'; use one of: {', '.join(SINKS)}")
     if args.source_secret and args.source_glue_connection:
@@ -135,7 +142,9 @@ def _check(args: JobArguments) -> None:
 
 def carve_argv(args: JobArguments, mapping_file: Path, report_dir: Path) -> list[str]:
     """The `carve` command line for this job: the same options as the console script, no credentials."""
-    argv = ["run", str(mapping_file), "--report-dir", str(report_dir), "--sink", args.sink]
+    argv = [args.command, str(mapping_file), "--report-dir", str(report_dir)]
+    if args.command == "run":
+        argv += ["--sink", args.sink]
     if args.write_rate:
         argv += ["--write-rate", args.write_rate]
     if args.endpoint_url:

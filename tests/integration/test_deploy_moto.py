@@ -275,3 +275,63 @@ def test_an_import_job_may_import_into_its_tables_and_stage_files_under_its_pref
 def test_the_checker_rejects_wildcards_on_data_actions(statement):
     assert wildcard_data_actions({"Statement": [{"Sid": "Bad", "Effect": "Allow", **statement}]}) != []
 
+
+
+SYNC_SECTION = """
+sync:
+  control_table: carve-sync-state
+  tables:
+    public.customer: {watermark: updated_at}
+    public.address: {watermark: updated_at}
+    public.orders: {watermark: updated_at}
+    public.order_line: {watermark: updated_at}
+    public.product: {watermark: updated_at}
+    public.payment: {watermark: updated_at}
+    public.review: {watermark: updated_at}
+"""
+
+
+def syncing_deploy_file(tmp_path: Path, schedule: str) -> Path:
+    """The deploy file with the demo mapping following its source (a sync section) on `schedule`."""
+    path = deploy_file(tmp_path, sync_schedule=f'"{schedule}"')
+    with (tmp_path / "demo.yaml").open("a", encoding="utf-8") as demo:
+        demo.write(SYNC_SECTION)
+    return path
+
+
+def test_a_mapping_that_syncs_gets_a_sync_job_and_a_scheduled_trigger(aws, moto_url, wheel, tmp_path):
+    path = syncing_deploy_file(tmp_path, "cron(0/15 * * * ? *)")
+
+    plan = deploy(path, endpoint_url=moto_url, wheel=wheel)
+    assert [(s.what, s.target) for s in plan.steps if s.target.startswith("glue") and "sync" in s.target] == [
+        ("create", "glue job carve-demo-sync"), ("create", "glue trigger carve-demo-sync-schedule")]
+    sync_job = aws["glue"].get_job(JobName="carve-demo-sync")["Job"]
+    run_job = aws["glue"].get_job(JobName="carve-demo")["Job"]
+    assert sync_job["DefaultArguments"] == run_job["DefaultArguments"] | {"--carve_command": "sync"}
+    trigger = aws["glue"].get_trigger(Name="carve-demo-sync-schedule")["Trigger"]
+    assert (trigger["Type"], trigger["Schedule"], trigger["Actions"]) == (
+        "SCHEDULED", "cron(0/15 * * * ? *)", [{"JobName": "carve-demo-sync"}])
+    with pytest.raises(aws["glue"].exceptions.EntityNotFoundException):
+        aws["glue"].get_job(JobName="carve-demo_mariadb-sync")  # no sync section, no sync job
+    assert f"aws glue start-job-run --region {REGION} --job-name carve-demo-sync" in plan.run_commands
+
+    policy = json.loads(plan.policy_file.read_text())
+    statements = {s["Sid"]: s for s in policy["Statement"]}
+    assert statements["SyncTargetTables"]["Action"] == ["dynamodb:DescribeTable", "dynamodb:BatchWriteItem",
+                                                        "dynamodb:BatchGetItem"]
+    assert statements["SyncTargetTables"]["Resource"] == [f"arn:aws:dynamodb:{REGION}:123456789012:table/CarveDemo"]
+    assert statements["SyncControlTables"]["Resource"] == [
+        f"arn:aws:dynamodb:{REGION}:123456789012:table/carve-sync-state"]
+    assert wildcard_data_actions(policy) == []
+
+    again = deploy(path, endpoint_url=moto_url, wheel=wheel)
+    assert [s.what for s in again.steps if s.target.startswith("glue") and "sync" in s.target] == ["unchanged"] * 2
+    changed = deploy(syncing_deploy_file(tmp_path, "cron(0 * * * ? *)"), endpoint_url=moto_url, wheel=wheel)
+    assert [(s.what, s.detail) for s in changed.steps if s.target.startswith("glue trigger")] == [("update", "Schedule")]
+    assert aws["glue"].get_trigger(Name="carve-demo-sync-schedule")["Trigger"]["Schedule"] == "cron(0 * * * ? *)"
+
+
+def test_a_schedule_without_a_mapping_that_syncs_is_refused(aws, moto_url, wheel, tmp_path):
+    with pytest.raises(CarveError, match="sync_schedule is set but no mapping has a sync section"):
+        deploy(deploy_file(tmp_path, sync_schedule='"cron(0 * * * ? *)"'), endpoint_url=moto_url, wheel=wheel)
+    assert objects(aws) == {}

@@ -90,6 +90,8 @@ def test_a_missing_required_argument_is_named():
     (("--carve_source_secret", "a", "--carve_source_glue_connection", "b"), "not both"),
     (("--carve_sink", "glue-connector", "--carve_endpoint_url", "http://127.0.0.1:8000"),
      "cannot target http://127.0.0.1:8000; use --carve_sink carve"),
+    (("--carve_command", "migrate"), "--carve_command is 'migrate'; use one of: run, sync"),
+    (("--carve_command", "sync", "--carve_sink", "glue-connector"), "sync writes with carve's own writer"),
 ])
 def test_arguments_that_cannot_work_together_are_refused(extra, message):
     with pytest.raises(JobArgumentError, match=message):
@@ -103,6 +105,12 @@ def test_the_carve_command_carries_the_options_and_no_credentials():
     assert argv == ["run", "/tmp/w/store.yaml", "--report-dir", "/tmp/w/report/store-x", "--sink", "carve",
                     "--write-rate", "1000", "--endpoint-url", "http://127.0.0.1:8000", "--region", "eu-west-1"]
     assert not any("prod/store" in part for part in argv)
+
+
+def test_a_sync_job_runs_one_cycle_of_carve_sync():
+    args = parse_job_arguments(glue_argv("--carve_command", "sync", "--carve_write_rate", "20%"))
+    argv = carve_argv(args, Path("/tmp/w/store.yaml"), Path("/tmp/w/report/store-x"))
+    assert argv == ["sync", "/tmp/w/store.yaml", "--report-dir", "/tmp/w/report/store-x", "--write-rate", "20%"]
 
 
 def test_an_import_job_passes_its_prefix_to_the_run():
