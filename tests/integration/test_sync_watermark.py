@@ -32,6 +32,7 @@ from jobs.pipeline import Pipeline, RunOptions
 from jobs.sinks.table import TableAddress
 from jobs.sources.jdbc import read_sources
 from jobs.sync.cycle import SyncCycle
+from jobs.sync.follow import status_lines
 from jobs.sync.state import ControlTable, LeaseHeldError
 from tests.support.databases import connect, create_database, drop_database
 from tests.support.dynamodb import dynamodb_client, scan_all
@@ -221,6 +222,10 @@ def test_each_sync_leaves_the_table_equal_to_a_fresh_full_load(aws_spark, store)
     last = control.last_cycle(store.mapping.name)
     assert last["status"] == "ok" and last["items_rewritten"] == 1  # order 11, rebuilt from its lines
     assert control.lease(store.mapping.name) is None  # released
+    status = "\n".join(status_lines(store.mapping, store.endpoint, "us-east-1"))
+    assert "lease: free" in status and "in step with the source as it was at" in status
+    assert "order_line: watermark upto 6 (moved there" in status
+    assert "last cycle: ok at" in status and "1 items rewritten, 0 deleted" in status
 
 
 # What follows depends on no engine: PostgreSQL only, for the suite's time.
