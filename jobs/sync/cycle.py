@@ -21,8 +21,8 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from jobs.pipeline import Pipeline, TransformResult
-from jobs.sources.jdbc import read_sources, unpersist
-from jobs.sources.subset import subset_mapping
+from jobs.sources.jdbc import describe_table, jdbc_rows, qualified, read_sources, unpersist
+from jobs.sources.subset import keys_query, listed, subset_mapping
 from jobs.sync import watermark
 from jobs.sync.affected import affected_roots, any_of
 from jobs.sync.start import control_table
@@ -45,10 +45,13 @@ class Found:
 class SyncCycle:
     """One cycle of `carve sync` for one mapping; `execute` returns its report (mode sync)."""
 
-    def __init__(self, pipeline: Pipeline, verify: str = "affected") -> None:
+    def __init__(self, pipeline: Pipeline, verify: str = "affected", compile_mapping: bool = True) -> None:
+        """compile_mapping=False: the mapping was compiled against the source by an earlier cycle
+        of this process (--follow); the read would still fail on a table or column gone since."""
         self.pipeline = pipeline
         self.mapping = pipeline.mapping
         self.verify_full = verify == "full"
+        self.compile_mapping = compile_mapping
         self.control = control_table(pipeline.mapping, pipeline.address)
         pipeline.report.mode = "sync"
 
@@ -58,7 +61,8 @@ class SyncCycle:
 
     def _stages(self) -> None:
         pipeline, mapping = self.pipeline, self.mapping
-        pipeline.compile()
+        if self.compile_mapping:
+            pipeline.compile()
         self.control.ensure()
         with self.control.held(mapping.name, mapping.sync.lease_seconds) as lease:
             try:
@@ -75,7 +79,8 @@ class SyncCycle:
         found = self.find()
         report.sync = self._figures(found, 0, 0)
         if found.roots:
-            subset = subset_mapping(self.mapping, pipeline.conn, found.roots)
+            subset = subset_mapping(self.mapping, pipeline.conn, found.roots,
+                                    lambda sql: jdbc_rows(pipeline.spark, pipeline.conn, sql, session=True))
             transformed = pipeline.transform(pipeline.read(subset), subset)
             pipeline.validate(transformed.accepted)
             deletes = self.deletions(transformed, found.roots)
@@ -118,7 +123,18 @@ class SyncCycle:
                     conditions.setdefault(entity, []).append(condition)
             stage.rows = sum(c.rows for c in changes)
             stage.detail = ", ".join(f"{c.table} {c.rows:,}" for c in changes if c.rows) or "nothing changed"
-        return Found(changes, {entity: any_of(c) for entity, c in conditions.items()}, read_at)
+            roots = {entity: self._listed(entity, any_of(c)) for entity, c in conditions.items()}
+        return Found(changes, roots, read_at)
+
+    def _listed(self, entity: str, condition: str) -> str:
+        """The entity's affected roots as a list of their primary keys, where a list will do."""
+        conn, table = self.pipeline.conn, self.mapping.entities[entity].from_
+        key = describe_table(self.pipeline.spark, conn, table).primary_key
+        if not key:
+            return condition
+        rows = jdbc_rows(self.pipeline.spark, conn, keys_query(", ".join(conn.dialect.quote(c) for c in key),
+                                                               qualified(conn, table), condition), session=True)
+        return listed(conn, list(key), rows) or condition
 
     def deletions(self, transformed: TransformResult, roots: dict[str, str]) -> DataFrame:
         """Keys to delete: affected items quarantined now, and roots the entity's filter now leaves out

@@ -47,7 +47,7 @@ def sync(request: SyncRequest, runtime: Runtime, console: Console) -> int:
     spark = runtime.spark(f"carve-sync-{mapping.name}")
     ok = True
     with interrupts.finish_then_stop(lambda line: console.print(line, markup=False)) as stop:
-        cycle = 0
+        cycle, compiled = 0, False
         while True:
             cycle += 1
             folder = request.options.report_dir / f"cycle-{cycle:05d}" if request.follow else request.options.report_dir
@@ -56,7 +56,8 @@ def sync(request: SyncRequest, runtime: Runtime, console: Console) -> int:
                 console.print(f"cycle {cycle} ({_now()}; report in {folder})", markup=False)
             pipeline = Pipeline(spark, mapping, request.mapping_file, request.conn, options, console, runtime)
             try:
-                report = SyncCycle(pipeline, request.verify).execute()
+                report = SyncCycle(pipeline, request.verify, compile_mapping=not compiled).execute()
+                compiled = True  # a cycle that returns got past compiling
             finally:
                 for line in pipeline.report.summary_lines():
                     console.print(line, markup=False)

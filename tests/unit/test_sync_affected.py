@@ -7,11 +7,13 @@ from pydantic import SecretStr
 
 from jobs.cli import DEMO_MAPPINGS, packaged_mapping
 from jobs.sources.connections import Connection
+from jobs.sources.subset import MAX_LISTED_KEYS, listed, subset_mapping
 from jobs.sync.affected import affected_roots, watermark_change
 from transforms.mapping import load_mapping
 
 DEMO = load_mapping(packaged_mapping(DEMO_MAPPINGS["postgres"]))
 POSTGRES = Connection("c", "jdbc:postgresql://127.0.0.1:5432/shop", "u", SecretStr("p"))
+MARIADB = Connection("c", "jdbc:mysql://127.0.0.1:3306/shop", "u", SecretStr("p"))
 
 
 def test_a_root_table_change_touches_its_own_items():
@@ -44,3 +46,30 @@ def test_a_watermark_cycle_reads_above_the_saved_value_and_up_to_the_one_read_at
     assert watermark_change(POSTGRES, "note", "O'Brien", "P") == "\"note\" > 'O''Brien' AND \"note\" <= 'P'"
     with pytest.raises(ValueError, match="backslash"):
         watermark_change(POSTGRES, "note", "a\\b", "c")
+
+
+def test_keys_become_a_list_of_literals_one_or_many_columns():
+    assert listed(POSTGRES, ["order_id"], [("7",), ("9",), (None,)]) == "\"order_id\" IN ('7', '9')"
+    assert listed(MARIADB, ["a", "b"], [("1", "x'y")]) == "(`a`, `b`) IN (('1', 'x''y'))"
+    assert listed(POSTGRES, ["order_id"], []) == "1 = 0"  # nothing to read, and valid SQL
+
+
+def test_a_list_is_not_made_of_too_many_keys_or_of_backslashes():
+    assert listed(POSTGRES, ["k"], [(str(n),) for n in range(MAX_LISTED_KEYS + 1)]) is None
+    assert listed(MARIADB, ["sku"], [("A\\B",)]) is None  # MariaDB would read the backslash as an escape
+
+
+def test_with_a_resolver_each_embed_reads_its_parents_keys_and_lists_them():
+    mapping = load_mapping(packaged_mapping(DEMO_MAPPINGS["postgres"]))
+    asked = []
+
+    def resolve(sql: str) -> list[tuple]:
+        asked.append(sql)
+        return [("10",), ("11",)] if "FROM \"public\".\"orders\"" in sql.split(" WHERE ")[0] else [("3",)]
+
+    subset = subset_mapping(mapping, POSTGRES, {"order": "\"order_id\" IN ('10', '11')"}, resolve)
+    lines = subset.entities["order"].attributes["lines"]
+    assert lines.filter == "\"order_id\" IN ('10', '11')"
+    assert lines.many["product"].filter == "\"product_id\" IN ('3')"
+    assert asked[0].startswith('SELECT DISTINCT "order_id" FROM "public"."orders" WHERE "order_id" IN')
+    assert asked[0].endswith(f"LIMIT {MAX_LISTED_KEYS + 1}")
