@@ -83,7 +83,8 @@ class SyncCycle:
                                     lambda sql: jdbc_rows(pipeline.spark, pipeline.conn, sql, session=True))
             transformed = pipeline.transform(pipeline.read(subset), subset)
             pipeline.validate(transformed.accepted)
-            deletes = self.deletions(transformed, found.roots)
+            # Written, counted and read back: computed once (it joins the items and may read the source).
+            deletes = self.deletions(transformed, found.roots).localCheckpoint()
             puts = transformed.accepted.select("entity", "pk", "sk", "item", "wcu", F.lit(False).alias("delete"))
             pipeline.write(puts.unionByName(deletes))
             report.sync["items_rewritten"] = transformed.built - transformed.rejected

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
 from rich.console import Console
@@ -51,7 +51,7 @@ def sync(request: SyncRequest, runtime: Runtime, console: Console) -> int:
         while True:
             cycle += 1
             folder = request.options.report_dir / f"cycle-{cycle:05d}" if request.follow else request.options.report_dir
-            options = RunOptions(**{**request.options.__dict__, "report_dir": folder})
+            options = replace(request.options, report_dir=folder)
             if request.follow:
                 console.print(f"cycle {cycle} ({_now()}; report in {folder})", markup=False)
             pipeline = Pipeline(spark, mapping, request.mapping_file, request.conn, options, console, runtime)

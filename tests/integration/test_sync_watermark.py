@@ -257,11 +257,16 @@ def test_a_second_sync_is_told_who_holds_the_lease(aws_spark, store):
 
 CRASH = """
 import os, sys
+print("crash test pid", os.getpid(), flush=True)
 from jobs.sync.state import ControlTable
 from tests.integration.test_sync_watermark import crash_cycle
 ControlTable.advance = lambda *args, **kwargs: os._exit(9)  # killed after the writes, before any position moves
 crash_cycle(*sys.argv[1:])
 """
+
+
+def crashed_pid(done: subprocess.CompletedProcess) -> int:
+    return int(done.stdout.split("crash test pid ", 1)[1].split()[0])
 
 
 def crash_cycle(engine: str, database: str, mapping_file: str, endpoint: str, report_dir: str) -> None:
@@ -286,16 +291,15 @@ def test_a_sync_killed_before_saving_its_position_is_applied_again_to_the_same_t
                               store.endpoint, str(store.tmp / "crashed")], env=env, cwd=ROOT, capture_output=True,
                              text=True, timeout=300)
     assert crashed.returncode == 9, crashed.stdout[-2000:] + crashed.stderr[-2000:]
-    written = json.loads((store.tmp / "crashed" / "report.json").read_text()) if (
-        store.tmp / "crashed" / "report.json").exists() else None
-    assert written is None  # it died in the cycle: no report, no saved position
+    assert not (store.tmp / "crashed" / "report.json").exists()  # it died in the cycle: no report
     assert control.positions(store.mapping.name) == before
     table_after_crash = digests(store.endpoint, store.mapping.target.table)
     expected = store.built(aws_spark)
     assert table_after_crash == expected  # the writes had landed
-    with pytest.raises(LeaseHeldError, match="pid"):  # the dead sync's lease holds until it expires
-        store.sync(aws_spark)
+    # The dead sync's lease is still there (never released); whether it has expired yet depends on
+    # how slow this machine is, so the refusal while it holds is test_a_second_sync_is_told_....
     lease = control.lease(store.mapping.name)
+    assert lease is not None and lease.owner.endswith(f"pid {crashed_pid(crashed)}")
     time.sleep(max(0.0, lease.expires_at - time.time()) + 1)
     report = store.sync(aws_spark)  # takes the stale lease over
     assert report.ok, report.error
