@@ -7,8 +7,10 @@ where the entity reads T, else `(the embed's parent columns) IN (SELECT its chil
 WHERE change)`, nested once per level up to the root. Embed filters are left out on purpose: a
 row that a change moves out of an embed's filter changes its item too.
 
-The change is a condition on T (a watermark range, a list of keys); rebuilding the affected
-items reads only those roots and their children (jobs.sources.subset), never a whole table.
+The change is a condition on T (a watermark range, a list of keys) and, from a source that sees
+deletes, the changed rows' images as literal rows (a deleted row is no longer in T to be
+found); rebuilding the affected items reads only those roots and their children
+(jobs.sources.subset), never a whole table.
 """
 
 from __future__ import annotations
@@ -22,32 +24,40 @@ from jobs.sources.jdbc import qualified
 from transforms.mapping import EmbedMany, EmbedOne, Mapping
 
 
-def affected_roots(conn: Connection, mapping: Mapping, table: str, change: str) -> dict[str, str]:
-    """Per entity whose items rows of `table` matching `change` feed: the condition on its rows."""
+def affected_roots(conn: Connection, mapping: Mapping, table: str, change: str | None,
+                   images: str | None = None) -> dict[str, str]:
+    """Per entity whose items the changed rows of `table` feed: the condition on its rows.
+
+    change: SQL on the table's rows, the changed ones as they are now. images: a derived table of
+    the changed rows as the change carried them (a deleted row, a row before its update), whose
+    parents are found from the image's own join values; its rows matter to embeds only, since an
+    entity's own rows are rebuilt by `change` and their old keys come from the images directly."""
     out = {}
     for name, entity in mapping.entities.items():
-        conditions = [change] if entity.from_ == table else []
-        conditions += _through(conn, entity.attributes, table, change)
+        conditions = [change] if entity.from_ == table and change else []
+        conditions += _through(conn, entity.attributes, table, None if images else change, images)
         if conditions:
             out[name] = any_of(conditions)
     return out
 
 
-def _through(conn: Connection, attributes: MappingABC[str, Any], table: str, change: str) -> list[str]:
+def _through(conn: Connection, attributes: MappingABC[str, Any], table: str, change: str | None,
+             images: str | None) -> list[str]:
     """Conditions on the rows holding `attributes`, one per embed below them that reads `table`."""
     quote = conn.dialect.quote
     out = []
     for spec in attributes.values():
         if not isinstance(spec, (EmbedOne, EmbedMany)):
             continue
-        inner = ([change] if spec.from_ == table else []) + _through(conn, spec.body, table, change)
-        if not inner:
-            continue
         parents = ", ".join(quote(c) for c in spec.join)
         children = ", ".join(quote(c) for c in spec.join.values())
         if len(spec.join) > 1:
             parents = f"({parents})"
-        out.append(f"{parents} IN (SELECT {children} FROM {qualified(conn, spec.from_)} WHERE {any_of(inner)})")
+        inner = ([change] if spec.from_ == table and change else []) + _through(conn, spec.body, table, change, images)
+        if inner:
+            out.append(f"{parents} IN (SELECT {children} FROM {qualified(conn, spec.from_)} WHERE {any_of(inner)})")
+        if spec.from_ == table and images:
+            out.append(f"{parents} IN (SELECT {children} FROM {images})")
     return out
 
 

@@ -1,6 +1,6 @@
 """One sync cycle: find what changed, rebuild only the items it touches, write, prove, move on.
 
-Under the mapping's lease: each table's changes since its saved position (jobs.sync.watermark),
+Under the mapping's lease: each table's changes since its saved position (jobs.sync.sources),
 the affected items' roots by the join graph (jobs.sync.affected), those items read and built by
 the full load's own stages on a subset of the mapping (jobs.sources.subset), written within the
 same budget, read back by key and compared; only then do the positions move. A crash anywhere
@@ -8,7 +8,10 @@ before that leaves the positions where they were, and the next cycle rebuilds th
 from the source as it is then: a replay writes what a fresh full load would.
 
 Items the cycle must delete: those of affected roots that the rebuild quarantines or that the
-entity's filter now leaves out (a full load would not write them either).
+entity's filter now leaves out (a full load would not write them either), and, where the source
+sees deletes, the keys the changed rows had before (a deleted root, a key that changed), unless
+the rebuild writes the same key again. A cycle rebuilds from the source as it is, not by
+replaying each change: however the changes are ordered, the items end as a full load's.
 """
 
 from __future__ import annotations
@@ -23,8 +26,9 @@ from pyspark.sql import functions as F
 from jobs.pipeline import Pipeline, TransformResult
 from jobs.sources.jdbc import describe_table, jdbc_rows, qualified, read_sources, unpersist
 from jobs.sources.subset import keys_query, listed, subset_mapping
-from jobs.sync import watermark
+from jobs.sync import sources
 from jobs.sync.affected import affected_roots, any_of
+from jobs.sync.changes import TableChanges
 from jobs.sync.start import control_table
 from jobs.sync.state import Lease
 from jobs.verify.reconcile import ReconcileResult, expected_digests, fetch_digests, reconcile
@@ -37,7 +41,7 @@ VERIFY_CHOICES = ("affected", "full")
 
 @dataclass(frozen=True)
 class Found:
-    changes: list[watermark.TableChanges]
+    changes: list[TableChanges]
     roots: dict[str, str]  # entity -> SQL condition on its rows
     read_at: float  # epoch seconds when the source's positions were read
 
@@ -84,7 +88,7 @@ class SyncCycle:
             transformed = pipeline.transform(pipeline.read(subset), subset)
             pipeline.validate(transformed.accepted)
             # Written, counted and read back: computed once (it joins the items and may read the source).
-            deletes = self.deletions(transformed, found.roots).localCheckpoint()
+            deletes = self.deletions(transformed, found).localCheckpoint()
             puts = transformed.accepted.select("entity", "pk", "sk", "item", "wcu", F.lit(False).alias("delete"))
             pipeline.write(puts.unionByName(deletes))
             report.sync["items_rewritten"] = transformed.built - transformed.rejected
@@ -111,16 +115,17 @@ class SyncCycle:
     def find(self) -> Found:
         pipeline, mapping = self.pipeline, self.mapping
         with pipeline.stages.stage("changes", f"reading positions from {self.control.address.table} and the "
-                                              "source's watermarks") as stage:
+                                              "source's changes") as stage:
             saved = self.control.positions(mapping.name)
             self.control.check_fingerprint(mapping, saved)
             read_at = time.time()
-            changes = watermark.changes(pipeline.spark, pipeline.conn, mapping, saved)
+            changes = sources.changes(pipeline.spark, pipeline.conn, mapping, saved)
             conditions: dict[str, list[str]] = {}
             for change in changes:
-                if change.condition is None:
+                if change.condition is None and change.images is None:
                     continue
-                for entity, condition in affected_roots(pipeline.conn, mapping, change.table, change.condition).items():
+                for entity, condition in affected_roots(pipeline.conn, mapping, change.table, change.condition,
+                                                        change.images).items():
                     conditions.setdefault(entity, []).append(condition)
             stage.rows = sum(c.rows for c in changes)
             stage.detail = ", ".join(f"{c.table} {c.rows:,}" for c in changes if c.rows) or "nothing changed"
@@ -137,14 +142,16 @@ class SyncCycle:
                                                                qualified(conn, table), condition), session=True)
         return listed(conn, list(key), rows) or condition
 
-    def deletions(self, transformed: TransformResult, roots: dict[str, str]) -> DataFrame:
-        """Keys to delete: affected items quarantined now, and roots the entity's filter now leaves out
-        (a root deleted at the source is not among them: a watermark cannot see deletes)."""
+    def deletions(self, transformed: TransformResult, found: Found) -> DataFrame:
+        """Keys to delete, unless the rebuild writes them: affected items quarantined now, roots the
+        entity's filter now leaves out, and the keys the changed rows' old images had (a root deleted
+        at the source, a key that changed; only sources that see deletes carry old images)."""
         key = self.mapping.target.key
-        quarantined = transformed.items.where(F.col("problem").isNotNull() & F.col("pk").isNotNull()).select(
+        keys = transformed.items.where(F.col("problem").isNotNull() & F.col("pk").isNotNull()).select(
             "entity", "pk", "sk")
-        excluded = self._excluded(roots)
-        keys = quarantined.unionByName(excluded) if excluded is not None else quarantined
+        for more in (self._excluded(found.roots), self._old_keys(found.changes)):
+            if more is not None:
+                keys = keys.unionByName(more)
         kept = transformed.accepted.select("pk", "sk")
         keys = keys.join(kept, ["pk", "sk"], "left_anti") if key.sort else keys.join(kept.select("pk"), ["pk"], "left_anti")
         parts = [F.struct(F.col("pk").alias("S")).alias(key.partition)]
@@ -162,6 +169,23 @@ class SyncCycle:
             if entity.filter:
                 entities[name] = entity.model_copy(update={
                     "filter": f"({condition}) AND NOT COALESCE(({entity.filter}), FALSE)", "attributes": {}})
+        return self._keys(entities)
+
+    def _old_keys(self, changes: list[TableChanges]) -> DataFrame | None:
+        """entity, pk, sk that the old images of changed rows give their entity's items."""
+        entities = {}
+        for change in changes:
+            if change.images is None:
+                continue
+            for name, entity in self.mapping.entities.items():
+                if entity.from_ == change.table:
+                    entities[name] = entity.model_copy(update={
+                        "from_": None, "query": f"SELECT * FROM {change.images} WHERE carve_old", "filter": None,
+                        "attributes": {}, "indexes": {}})
+        return self._keys(entities)
+
+    def _keys(self, entities: dict) -> DataFrame | None:
+        """entity, pk, sk of the items these keys-only entities build from their rows."""
         if not entities:
             return None
         keys_only: Mapping = self.mapping.model_copy(update={"entities": entities})
@@ -189,6 +213,7 @@ class SyncCycle:
         with self.pipeline.stages.stage("save", f"moving {len(moved)} positions in {self.control.address.table}") as stage:
             for change in moved:
                 self.control.advance(lease, change.before, change.after)
+            sources.committed(self.pipeline.spark, self.pipeline.conn, [c.after for c in moved])
             stage.rows = len(moved)
 
     def _verify_full(self) -> None:
@@ -220,7 +245,7 @@ class SyncCycle:
     def _figures(self, found: Found, rewritten: int, deleted: int) -> dict[str, Any]:
         return {
             "verify": "full" if self.verify_full else "affected",
-            "changes": {c.table: {"upsert": c.rows} for c in found.changes},
+            "changes": {c.table: c.operations for c in found.changes},
             "entities_affected": sorted(found.roots),
             "items_rewritten": rewritten,
             "items_deleted": deleted,

@@ -12,7 +12,7 @@ from pyspark.sql import SparkSession
 
 from jobs.sinks.table import TableAddress
 from jobs.sources.connections import Connection
-from jobs.sync import watermark
+from jobs.sync import sources
 from jobs.sync.state import ControlTable, Lease, Position
 from transforms.mapping import Mapping
 
@@ -29,9 +29,12 @@ class FullLoadPositions:
     positions: list[Position]
     read_at: float
     say: Callable[[str], None]
+    spark: SparkSession
+    conn: Connection
 
     def save(self) -> None:
         self.control.restart(self.lease, self.positions, self.read_at)
+        sources.committed(self.spark, self.conn, self.positions)
         self.say(f"sync positions saved in {self.control.address.table} for {len(self.positions)} tables: "
                  "`carve sync` applies the changes from here")
 
@@ -44,4 +47,4 @@ def full_load_positions(spark: SparkSession, conn: Connection, mapping: Mapping,
     control.ensure()
     with control.held(mapping.name, mapping.sync.lease_seconds) as lease:
         read_at = time.time()
-        yield FullLoadPositions(control, lease, watermark.marks(spark, conn, mapping), read_at, say)
+        yield FullLoadPositions(control, lease, sources.marks(spark, conn, mapping), read_at, say, spark, conn)

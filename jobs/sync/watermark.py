@@ -9,7 +9,6 @@ updates, never deletes, and trusts that a row committed later never carries a sm
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from pyspark.sql import SparkSession
@@ -17,34 +16,27 @@ from pyspark.sql import SparkSession
 from jobs.sources.connections import Connection
 from jobs.sources.jdbc import describe_table, jdbc_rows, qualified
 from jobs.sync.affected import watermark_change
+from jobs.sync.changes import FullLoadNeededError, TableChanges
 from jobs.sync.state import Position, fingerprint
 from transforms.errors import SourceError
-from transforms.mapping import Mapping
+from transforms.mapping import Mapping, Watermark
 
 KIND = "watermark"
 
 
-class FullLoadNeededError(SourceError):
-    """The saved state cannot lead to the table a full load would give: run one."""
-
-
-@dataclass(frozen=True)
-class TableChanges:
-    """One table's changes in a cycle: the rows `condition` holds (None: no change)."""
-
-    table: str
-    before: Position
-    after: Position
-    condition: str | None
-    rows: int  # changed rows read
+def tables(mapping: Mapping) -> dict[str, str]:
+    """The mapping's tables followed by a watermark, with their column."""
+    if mapping.sync is None:
+        return {}
+    return {t: s.watermark for t, s in mapping.sync.tables.items() if isinstance(s, Watermark)}
 
 
 def marks(spark: SparkSession, conn: Connection, mapping: Mapping) -> list[Position]:
     """Every table's watermark now, as the positions a full load starting now reaches."""
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     shape = fingerprint(mapping)
-    return [Position(table, KIND, {"upto": _maximum(spark, conn, table, spec.watermark)}, shape, now)
-            for table, spec in mapping.sync.tables.items()]
+    return [Position(table, KIND, {"upto": _maximum(spark, conn, table, column)}, shape, now)
+            for table, column in tables(mapping).items()]
 
 
 def changes(spark: SparkSession, conn: Connection, mapping: Mapping, saved: dict[str, Position]) -> list[TableChanges]:
@@ -65,10 +57,10 @@ def changes(spark: SparkSession, conn: Connection, mapping: Mapping, saved: dict
         if high is None or high == low:
             out.append(TableChanges(table, before, before, None, 0))
             continue
-        condition = watermark_change(conn, mapping.sync.tables[table].watermark, low, high)
+        condition = watermark_change(conn, tables(mapping)[table], low, high)
         [(count,)] = jdbc_rows(spark, conn, f"SELECT count(*) FROM {qualified(conn, table)} WHERE {condition}",
                                session=True)
-        out.append(TableChanges(table, before, after, condition, int(count)))
+        out.append(TableChanges(table, before, after, condition, int(count), {"upsert": int(count)}))
     return out
 
 

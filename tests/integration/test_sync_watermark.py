@@ -10,7 +10,6 @@ after writing and before saving its position, run again, ends at the same table.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -18,9 +17,7 @@ import textwrap
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 from rich.console import Console
@@ -30,15 +27,13 @@ from jobs.devtools.demo_data import DemoDatabase
 from jobs.devtools.local_stack import LOCAL_AWS_ENV
 from jobs.pipeline import Pipeline, RunOptions
 from jobs.sinks.table import TableAddress
-from jobs.sources.jdbc import read_sources
 from jobs.sync.cycle import SyncCycle
 from jobs.sync.follow import status_lines
 from jobs.sync.state import ControlTable, LeaseHeldError
-from tests.support.databases import connect, create_database, drop_database
-from tests.support.dynamodb import dynamodb_client, scan_all
-from transforms.items import build_items
-from transforms.mapping import Mapping, load_mapping_text, referenced_columns
-from transforms.wire import item_digest
+from tests.support.databases import create_database, drop_database
+from tests.support.dynamodb import dynamodb_client
+from tests.support.sync import Store, digests
+from transforms.mapping import load_mapping_text
 
 pytestmark = pytest.mark.integration
 
@@ -135,53 +130,6 @@ def mapping_text(engine: str, table: str, control: str, sync: bool = True) -> st
             {schema}order_line: {{watermark: version}}
         """
     return textwrap.dedent(text)
-
-
-@dataclass
-class Store:
-    engine: str
-    target: DemoDatabase
-    endpoint: str
-    mapping: Mapping
-    mapping_file: Path
-    tmp: Path
-
-    def execute(self, sql: str) -> None:
-        conn = connect(self.target)
-        try:
-            cursor = conn.cursor()
-            for statement in filter(str.strip, sql.split(";")):
-                cursor.execute(statement)
-        finally:
-            conn.close()
-
-    def pipeline(self, spark, mapping: Mapping | None = None, name: str = "run") -> Pipeline:
-        report_dir = self.tmp / f"{name}-{uuid.uuid4().hex[:6]}"
-        return Pipeline(spark, mapping or self.mapping, str(self.mapping_file), demo_connection(self.target),
-                        RunOptions(report_dir, endpoint_url=self.endpoint), Console(highlight=False, width=160))
-
-    def sync(self, spark, verify: str = "affected") -> Any:
-        return SyncCycle(self.pipeline(spark, name="sync"), verify).execute()
-
-    def built(self, spark) -> dict[tuple[str, str], str]:
-        """The digests of every item a full load would write now: built, not written (a full load's
-        own reconcile proves its table holds exactly these; fresh_full_load does it once)."""
-        frames = read_sources(spark, demo_connection(self.target), self.mapping, referenced_columns(self.mapping),
-                              cache=False)
-        rows = build_items(self.mapping, frames).where("problem IS NULL").select("pk", "sk", "item").collect()
-        return {(r.pk, r.sk): item_digest(json.loads(r.item)) for r in rows}
-
-    def fresh_full_load(self, spark) -> dict[tuple[str, str], str]:
-        """The digests of a full load of the source as it is now, into a new table."""
-        table = f"{self.mapping.target.table}-fresh-{uuid.uuid4().hex[:6]}"
-        mapping = self.mapping.model_copy(update={
-            "sync": None, "target": self.mapping.target.model_copy(update={"table": table})})
-        assert self.pipeline(spark, mapping, "fresh").execute().ok
-        return digests(self.endpoint, table)
-
-
-def digests(endpoint: str, table: str) -> dict[tuple[str, str], str]:
-    return {(i["PK"]["S"], i["SK"]["S"]): item_digest(i) for i in scan_all(dynamodb_client(endpoint), table)}
 
 
 @pytest.fixture(scope="module", params=("postgres", "mariadb"))

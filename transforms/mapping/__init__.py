@@ -11,7 +11,9 @@ from transforms.mapping.model import (
     LiteralAttr,
     Mapping,
     Model,
+    PostgresLogical,
     TemplateAttr,
+    Watermark,
     json_schema,
 )
 from transforms.mapping.reads import EmbedSite, embeds, referenced_columns, source_id, table_filters
@@ -26,7 +28,9 @@ __all__ = [
     "LiteralAttr",
     "Mapping",
     "Model",
+    "PostgresLogical",
     "TemplateAttr",
+    "Watermark",
     "embeds",
     "json_schema",
     "load_mapping",

@@ -319,7 +319,30 @@ class Watermark(Model):
     watermark: ColumnName
 
 
-ChangeSource = Watermark
+SLOT_NAME = r"^[a-z0-9_]{1,63}$"  # PostgreSQL's rule for replication slot names
+
+
+class PostgresLogical(Model):
+    """Changes read from a PostgreSQL logical replication slot (wal2json) that carve creates and
+    owns: inserts, updates, deletes and key changes; a truncate stops the sync."""
+
+    postgres_logical: Annotated[str, Field(pattern=SLOT_NAME)]
+
+
+def _change_source_kind(value: Any) -> str | None:
+    if isinstance(value, dict):
+        return "~postgres_logical" if "postgres_logical" in value else "~watermark"
+    return None
+
+
+ChangeSource = Annotated[
+    Union[Annotated[Watermark, Tag("~watermark")], Annotated[PostgresLogical, Tag("~postgres_logical")]],
+    Discriminator(
+        _change_source_kind,
+        custom_error_type="change_source_shape",
+        custom_error_message="a change source is {watermark: COLUMN} or {postgres_logical: SLOT}",
+    ),
+]
 
 
 class Sync(Model):

@@ -1,0 +1,315 @@
+"""Changes read from PostgreSQL logical decoding: a replication slot carve creates and owns.
+
+The slot (output plugin wal2json, format 2) keeps every change committed after its position
+until carve moves it. A cycle peeks at the changes up to the server's WAL position read when it
+starts, without consuming them; the slot moves there only after the items are written, read back
+and the positions saved in the control table (a crash before that leaves the changes in the slot,
+and the next cycle applies them again, to the same items).
+
+Each change carries images of its row: the new one (insert, update) and the old one's replica
+identity (update, delete). Both feed the walk up the join graph, as literal rows, since a deleted
+row is no longer in its table: the old image finds the parent that lost a child, and the item
+keys an entity's old rows had, which the cycle deletes unless the rebuild writes them again (a
+deleted root, a key that changed). The old image must hold the columns that walk and those keys
+need: the primary key carries them, or the table's replica identity must be FULL; carve checks
+it and says which ALTER TABLE to run. A truncate cannot be followed row by row: the sync stops
+and asks for a full load.
+
+A full load takes the server's WAL position before it reads (creating the slot if needed) and,
+once proven, saves it and moves the slot there: changes committed meanwhile are applied again
+by the first sync, harmlessly.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from pyspark.sql import SparkSession
+
+from jobs.sources.connections import Connection
+from jobs.sources.dialect import sql_literal
+from jobs.sources.jdbc import describe_table, jdbc_rows, split_table
+from jobs.sync.changes import FullLoadNeededError, TableChanges
+from jobs.sync.state import Position, fingerprint
+from transforms.errors import SourceError
+from transforms.mapping import EmbedMany, EmbedOne, Mapping, PostgresLogical, embeds
+from transforms.templates import template_columns
+
+KIND = "postgres_logical"
+PLUGIN = "wal2json"
+OLD = "carve_old"  # the images' column telling an old image from a new one
+OPERATIONS = {"I": "insert", "U": "update", "D": "delete"}
+
+
+@dataclass(frozen=True)
+class Followed:
+    """A table the slot follows, as the server names it, with the columns a change must carry."""
+
+    table: str  # as the mapping names it
+    schema: str
+    name: str
+    key: tuple[str, ...]  # primary key
+    needed: tuple[str, ...]  # primary key, key template columns, embed join columns: what the walk reads
+
+
+def tables(mapping: Mapping) -> dict[str, str]:
+    """The mapping's tables followed by logical decoding, with their slot."""
+    if mapping.sync is None:
+        return {}
+    return {t: s.postgres_logical for t, s in mapping.sync.tables.items() if isinstance(s, PostgresLogical)}
+
+
+def marks(spark: SparkSession, conn: Connection, mapping: Mapping) -> list[Position]:
+    """Before a full load reads: the slot (created if missing) and the server's WAL position now,
+    for every table the slot follows."""
+    followed = tables(mapping)
+    if not followed:
+        return []
+    slot = _one_slot(followed)
+    _require_postgres(conn)
+    _check_identity(spark, conn, mapping, followed)
+    if _slot(spark, conn, slot) is None:
+        _sql(spark, conn, f"SELECT 1 FROM pg_create_logical_replication_slot({sql_literal(slot)}, '{PLUGIN}')")
+    [(lsn,)] = _sql(spark, conn, "SELECT pg_current_wal_lsn()::text")
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    shape = fingerprint(mapping)
+    return [Position(t, KIND, {"slot": slot, "lsn": lsn}, shape, now) for t in followed]
+
+
+def committed(spark: SparkSession, conn: Connection, positions: Iterable[Position]) -> None:
+    """After the positions are saved: the slot moves to them, releasing the WAL it kept."""
+    lsns = {p.value["slot"]: p.value["lsn"] for p in positions if p.kind == KIND}
+    for slot, lsn in lsns.items():
+        [(behind,)] = _sql(spark, conn, f"SELECT count(*) FROM pg_replication_slots WHERE slot_name = {sql_literal(slot)} "
+                                        f"AND confirmed_flush_lsn < {sql_literal(lsn)}::pg_lsn")
+        if behind != "0":  # a slot never moves back: advancing to where it is already is an error
+            _sql(spark, conn, f"SELECT 1 FROM pg_replication_slot_advance({sql_literal(slot)}, {sql_literal(lsn)}::pg_lsn)")
+
+
+def changes(spark: SparkSession, conn: Connection, mapping: Mapping, saved: dict[str, Position]) -> list[TableChanges]:
+    """Per followed table, the rows changed since the saved position, as a key list on the table
+    and as literal images (new and old) for the walk."""
+    followed = tables(mapping)
+    if not followed:
+        return []
+    slot = _one_slot(followed)
+    _require_postgres(conn)
+    info = _check_identity(spark, conn, mapping, followed)
+    before = _saved(followed, saved)
+    lsn = before[next(iter(followed))].value["lsn"]
+    current = _slot(spark, conn, slot)
+    if current is None:
+        raise FullLoadNeededError(
+            f"replication slot {slot} is not on the server any more (dropped, or the server was rebuilt): the "
+            "changes since the last sync are lost to carve. Run a full load (`carve run`), which creates the slot")
+    plugin, confirmed = current
+    if plugin != PLUGIN:
+        raise SourceError(f"replication slot {slot} decodes with {plugin}, not {PLUGIN}: it is not carve's. Name "
+                          "another slot in sync.tables, or drop this one if nothing else uses it")
+    [(upto, ahead)] = _sql(spark, conn, f"SELECT pg_current_wal_lsn()::text, "
+                                        f"{sql_literal(confirmed)}::pg_lsn > {sql_literal(lsn)}::pg_lsn")
+    if ahead == "t":
+        raise FullLoadNeededError(
+            f"replication slot {slot} has moved to {confirmed}, past the position the last sync saved ({lsn}): "
+            "something else consumed changes carve had not applied. Run a full load (`carve run`)")
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    after = {t: Position(t, KIND, {"slot": slot, "lsn": upto}, fingerprint(mapping), now) for t in followed}
+    images: dict[str, list[tuple[bool, dict[str, Any]]]] = {t: [] for t in followed}
+    counts: dict[str, Counter] = {t: Counter() for t in followed}
+    by_name = {(f.schema, f.name): f.table for f in info.values()}
+    for (data,) in _peek(spark, conn, slot, upto, info.values()):
+        change = _parse(data, slot)
+        table = by_name.get((change.get("schema"), change.get("table")))
+        action = change.get("action")
+        if table is None or action not in (*OPERATIONS, "T"):
+            continue  # the slot decodes only the mapping's tables (add-tables), and only these actions
+        if action == "T":
+            raise FullLoadNeededError(
+                f"{table} was truncated (at {change.get('lsn', 'a position after ' + lsn)}): a truncate is not a "
+                "list of rows, so the sync cannot tell which items it removes. Run a full load (`carve run`)")
+        counts[table][OPERATIONS[action]] += 1
+        if "columns" in change:
+            images[table].append((False, _row(change["columns"])))
+        if "identity" in change:  # an update's or a delete's old image (its replica identity)
+            images[table].append((True, _row(change["identity"])))
+    out = []
+    for table in followed:
+        rows = images[table]
+        if not rows:
+            out.append(TableChanges(table, before[table], after[table], None, 0, {}))
+            continue
+        f = info[table]
+        out.append(TableChanges(table, before[table], after[table], _key_list(conn, f, rows),
+                                sum(counts[table].values()), dict(counts[table]), _relation(conn, f, rows)))
+    return out
+
+
+# --- the server ---------------------------------------------------------------------------------
+
+def _sql(spark: SparkSession, conn: Connection, sql: str) -> list[tuple]:
+    return jdbc_rows(spark, conn, sql, session=True)
+
+
+def _slot(spark: SparkSession, conn: Connection, slot: str) -> tuple[str, str] | None:
+    """(plugin, confirmed position) of the slot in this database, None when there is none."""
+    rows = _sql(spark, conn, f"SELECT plugin, confirmed_flush_lsn::text, database = current_database() "
+                             f"FROM pg_replication_slots WHERE slot_name = {sql_literal(slot)}")
+    if not rows:
+        return None
+    plugin, confirmed, here = rows[0]
+    if here != "t":
+        raise SourceError(f"replication slot {slot} belongs to another database: a slot decodes one database. "
+                          "Name another slot in sync.tables")
+    return plugin, confirmed
+
+
+def _peek(spark: SparkSession, conn: Connection, slot: str, upto: str, followed: Iterable[Followed]) -> list[tuple]:
+    """The slot's changes committed before `upto`, left in the slot."""
+    names = ",".join(f"{_escape(f.schema)}.{_escape(f.name)}" for f in followed)
+    return _sql(spark, conn, (
+        f"SELECT data FROM pg_logical_slot_peek_changes({sql_literal(slot)}, {sql_literal(upto)}::pg_lsn, NULL, "
+        "'format-version', '2', 'include-types', 'true', 'include-transaction', 'false', "
+        f"'include-lsn', 'true', 'actions', 'insert,update,delete,truncate', 'add-tables', {sql_literal(names)})"))
+
+
+def _escape(name: str) -> str:
+    """A name in wal2json's add-tables list, where comma, dot and star are syntax."""
+    return "".join("\\" + c if c in ",.*\\" else c for c in name)
+
+
+def _parse(data: str, slot: str) -> dict[str, Any]:
+    try:
+        # Numbers stay as the server wrote them: a float would lose a numeric's digits.
+        change = json.loads(data, parse_float=str, parse_int=str)
+    except ValueError as exc:
+        raise SourceError(f"replication slot {slot} gave a change carve cannot read ({exc}): {data[:200]!r}. "
+                          "The slot was not moved; check that it decodes with wal2json format 2") from None
+    if not isinstance(change, dict):
+        raise SourceError(f"replication slot {slot} gave a change carve cannot read: {data[:200]!r}")
+    return change
+
+
+def _row(columns: list[dict[str, Any]]) -> dict[str, Any]:
+    return {c["name"]: (c["value"], c["type"]) for c in columns}
+
+
+# --- what a change must carry -------------------------------------------------------------------
+
+def _needed(mapping: Mapping, table: str) -> set[str]:
+    """Columns of `table` the walk and the old item keys read from a change's images."""
+    needed: set[str] = set()
+    for entity in mapping.entities.values():
+        if entity.from_ == table:
+            for template in entity.key.values():
+                needed.update(template_columns(template))
+    for site in embeds(mapping):
+        if isinstance(site.spec, (EmbedOne, EmbedMany)) and site.spec.from_ == table:
+            needed.update(site.spec.join.values())
+    return needed
+
+
+def _check_identity(spark: SparkSession, conn: Connection, mapping: Mapping,
+                    followed: dict[str, str]) -> dict[str, Followed]:
+    """Each followed table as the server knows it; refuses one whose deletes would not say which
+    items they touch (the replica identity lacks a column the walk needs)."""
+    out = {}
+    roots = {e.from_ for e in mapping.entities.values()}
+    for table in followed:
+        schema, name = split_table(table)
+        regclass = ".".join(conn.dialect.quote(part) for part in (schema, name) if part)
+        rows = _sql(spark, conn, (
+            "SELECT n.nspname, c.relname, c.relreplident, (SELECT json_agg(a.attname)::text FROM pg_index i "
+            "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) WHERE i.indrelid = c.oid "
+            "AND CASE c.relreplident WHEN 'd' THEN i.indisprimary WHEN 'i' THEN i.indisreplident ELSE false END) "
+            "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            f"WHERE c.oid = to_regclass({sql_literal(regclass)})"))
+        if not rows:
+            raise SourceError(f"sync.tables.{table}: no such table in the source")
+        real_schema, real_name, identity, columns = rows[0]
+        key = describe_table(spark, conn, table).primary_key
+        needed = _needed(mapping, table) | set(key)
+        if table in roots and not key:
+            raise SourceError(f"sync.tables.{table}: an entity's items are rebuilt by their rows' primary key, and "
+                              f"{table} has none. Add one, or follow the table with a watermark")
+        carried = set(json.loads(columns or "[]"))
+        missing = sorted(needed - carried)
+        if identity != "f" and missing:
+            what = {"d": "its primary key", "i": "an index", "n": "nothing"}.get(identity, identity)
+            raise SourceError(
+                f"sync.tables.{table}: a delete or a key change must carry {', '.join(missing)} (item keys and "
+                f"joins read them), but the table's replica identity is {what}. Run: ALTER TABLE "
+                f"{conn.dialect.quote(real_schema)}.{conn.dialect.quote(real_name)} REPLICA IDENTITY FULL")
+        out[table] = Followed(table, real_schema, real_name, tuple(key), tuple(sorted(needed)))
+    return out
+
+
+# --- changes as SQL -------------------------------------------------------------------------------
+
+def _key_list(conn: Connection, followed: Followed, rows: list[tuple[bool, dict[str, Any]]]) -> str | None:
+    """`key IN (...)`: the table's current rows any image names (None: the table has no key)."""
+    if not followed.key:
+        return None
+    keys = {tuple(_literal(image[c]) for c in followed.key) for _, image in rows if all(c in image for c in followed.key)}
+    columns = ", ".join(conn.dialect.quote(c) for c in followed.key)
+    if len(followed.key) == 1:
+        return f"{columns} IN ({', '.join(k[0] for k in sorted(keys))})"
+    return f"({columns}) IN ({', '.join('(' + ', '.join(k) + ')' for k in sorted(keys))})"
+
+
+def _relation(conn: Connection, followed: Followed, rows: list[tuple[bool, dict[str, Any]]]) -> str:
+    """The images as a derived table, typed as the table's columns: (needed columns..., carve_old)."""
+    types = {}
+    for _, image in rows:
+        for column, (_, kind) in image.items():
+            types.setdefault(column, kind)
+    columns = [c for c in followed.needed if c in types]
+    values = ", ".join(
+        "(" + ", ".join([f"CAST({_literal(image[c]) if c in image else 'NULL'} AS {types[c]})" for c in columns]
+                        + ["true" if old else "false"]) + ")"
+        for old, image in rows)
+    names = ", ".join([conn.dialect.quote(c) for c in columns] + [OLD])
+    return f"(VALUES {values}) AS carve_images({names})"
+
+
+def _literal(cell: tuple[Any, str]) -> str:
+    value = cell[0]
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        value = json.dumps(value)
+    return sql_literal(str(value))  # standard_conforming_strings: a backslash is itself
+
+
+def _saved(followed: dict[str, str], saved: dict[str, Position]) -> dict[str, Position]:
+    out = {}
+    for table in followed:
+        position = saved.get(table)
+        if position is None:
+            raise FullLoadNeededError(
+                f"no saved position for {table}: the sync starts where a full load ended. Run `carve run` "
+                "with this mapping first (it creates the replication slot and saves where changes start)")
+        if position.kind != KIND:
+            raise FullLoadNeededError(
+                f"the saved position of {table} is a {position.kind} position and the mapping now follows "
+                "postgres_logical: run a full load (`carve run`), which starts the sync afresh")
+        out[table] = position
+    if len({p.value["lsn"] for p in out.values()}) > 1:
+        raise FullLoadNeededError("the tables of one slot were saved at different positions: run a full load")
+    return out
+
+
+def _one_slot(followed: dict[str, str]) -> str:
+    return next(iter(followed.values()))  # the mapping's loader allows one slot per mapping
+
+
+def _require_postgres(conn: Connection) -> None:
+    if conn.dialect.name != "postgres":
+        raise SourceError(f"connection '{conn.name}' is {conn.dialect.name}: postgres_logical follows PostgreSQL "
+                          "only. Use a watermark for this source")

@@ -1,0 +1,31 @@
+"""The change sources a mapping's sync names, each asked about its own tables."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from pyspark.sql import SparkSession
+
+from jobs.sources.connections import Connection
+from jobs.sync import logical, watermark
+from jobs.sync.changes import TableChanges
+from jobs.sync.state import Position
+from transforms.mapping import Mapping
+
+
+def marks(spark: SparkSession, conn: Connection, mapping: Mapping) -> list[Position]:
+    """Every table's position now: where a full load starting now leaves its changes."""
+    return watermark.marks(spark, conn, mapping) + logical.marks(spark, conn, mapping)
+
+
+def changes(spark: SparkSession, conn: Connection, mapping: Mapping, saved: dict[str, Position]) -> list[TableChanges]:
+    """Every table's changes since its saved position, in the mapping's order."""
+    found = {c.table: c for c in watermark.changes(spark, conn, mapping, saved) +
+             logical.changes(spark, conn, mapping, saved)}
+    return [found[table] for table in mapping.sync.tables]
+
+
+def committed(spark: SparkSession, conn: Connection, positions: Iterable[Position]) -> None:
+    """Once positions are saved in the control table: sources that keep changes for carve (a
+    replication slot) let go of those before them."""
+    logical.committed(spark, conn, positions)
