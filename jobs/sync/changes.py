@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from jobs.sync.state import Position
@@ -28,3 +30,23 @@ class TableChanges:
     rows: int  # changes read
     operations: dict[str, int] = field(default_factory=dict)  # insert/update/delete, or upsert for a watermark
     images: str | None = None
+
+
+def saved_positions(kind: str, tables: Iterable[str], saved: dict[str, Position], shared: bool = False) -> dict[str, Position]:
+    """Each table's saved position, which must be a `kind` position; `shared`: the tables read one
+    stream (a slot, a binlog), so their positions must be one."""
+    out = {}
+    for table in tables:
+        position = saved.get(table)
+        if position is None:
+            raise FullLoadNeededError(
+                f"no saved position for {table}: the sync starts where a full load ended. Run `carve run` "
+                "with this mapping first (it saves where each table's changes start)")
+        if position.kind != kind:
+            raise FullLoadNeededError(
+                f"the saved position of {table} is a {position.kind} position and the mapping now follows "
+                f"{kind}: run a full load (`carve run`), which starts the sync afresh")
+        out[table] = position
+    if shared and len({json.dumps(p.value, sort_keys=True) for p in out.values()}) > 1:
+        raise FullLoadNeededError(f"the tables that {kind} follows were saved at different positions: run a full load")
+    return out

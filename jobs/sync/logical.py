@@ -34,15 +34,15 @@ from pyspark.sql import SparkSession
 from jobs.sources.connections import Connection
 from jobs.sources.dialect import sql_literal
 from jobs.sources.jdbc import describe_table, jdbc_rows, split_table
-from jobs.sync.changes import FullLoadNeededError, TableChanges
+from jobs.sync import images
+from jobs.sync.changes import FullLoadNeededError, TableChanges, saved_positions
+from jobs.sync.images import Image, key_list, relation
 from jobs.sync.state import Position, fingerprint
 from transforms.errors import SourceError
-from transforms.mapping import EmbedMany, EmbedOne, Mapping, PostgresLogical, embeds
-from transforms.templates import template_columns
+from transforms.mapping import Mapping, PostgresLogical
 
 KIND = "postgres_logical"
 PLUGIN = "wal2json"
-OLD = "carve_old"  # the images' column telling an old image from a new one
 OPERATIONS = {"I": "insert", "U": "update", "D": "delete"}
 
 
@@ -100,7 +100,7 @@ def changes(spark: SparkSession, conn: Connection, mapping: Mapping, saved: dict
     slot = _one_slot(followed)
     _require_postgres(conn)
     info = _check_identity(spark, conn, mapping, followed)
-    before = _saved(followed, saved)
+    before = saved_positions(KIND, followed, saved, shared=True)
     lsn = before[next(iter(followed))].value["lsn"]
     current = _slot(spark, conn, slot)
     if current is None:
@@ -119,7 +119,7 @@ def changes(spark: SparkSession, conn: Connection, mapping: Mapping, saved: dict
             "something else consumed changes carve had not applied. Run a full load (`carve run`)")
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     after = {t: Position(t, KIND, {"slot": slot, "lsn": upto}, fingerprint(mapping), now) for t in followed}
-    images: dict[str, list[tuple[bool, dict[str, Any]]]] = {t: [] for t in followed}
+    found: dict[str, list[Image]] = {t: [] for t in followed}
     counts: dict[str, Counter] = {t: Counter() for t in followed}
     by_name = {(f.schema, f.name): f.table for f in info.values()}
     for (data,) in _peek(spark, conn, slot, upto, info.values()):
@@ -134,18 +134,17 @@ def changes(spark: SparkSession, conn: Connection, mapping: Mapping, saved: dict
                 "list of rows, so the sync cannot tell which items it removes. Run a full load (`carve run`)")
         counts[table][OPERATIONS[action]] += 1
         if "columns" in change:
-            images[table].append((False, _row(change["columns"])))
+            found[table].append(Image(False, _values(change["columns"])))
         if "identity" in change:  # an update's or a delete's old image (its replica identity)
-            images[table].append((True, _row(change["identity"])))
+            found[table].append(Image(True, _values(change["identity"])))
     out = []
     for table in followed:
-        rows = images[table]
+        rows, f = found[table], info[table]
         if not rows:
             out.append(TableChanges(table, before[table], after[table], None, 0, {}))
             continue
-        f = info[table]
-        out.append(TableChanges(table, before[table], after[table], _key_list(conn, f, rows),
-                                sum(counts[table].values()), dict(counts[table]), _relation(conn, f, rows)))
+        out.append(TableChanges(table, before[table], after[table], key_list(conn, f.key, rows),
+                                sum(counts[table].values()), dict(counts[table]), relation(conn, list(f.needed), rows)))
     return out
 
 
@@ -178,8 +177,8 @@ def _peek(spark: SparkSession, conn: Connection, slot: str, upto: str, followed:
 
 
 def _escape(name: str) -> str:
-    """A name in wal2json's add-tables list, where comma, dot and star are syntax."""
-    return "".join("\\" + c if c in ",.*\\" else c for c in name)
+    """A name in wal2json's add-tables list, where space, quote, comma, dot and star are syntax."""
+    return "".join("\\" + c if c in " ',.*\\" else c for c in name)
 
 
 def _parse(data: str, slot: str) -> dict[str, Any]:
@@ -194,24 +193,22 @@ def _parse(data: str, slot: str) -> dict[str, Any]:
     return change
 
 
-def _row(columns: list[dict[str, Any]]) -> dict[str, Any]:
-    return {c["name"]: (c["value"], c["type"]) for c in columns}
+def _values(columns: list[dict[str, Any]]) -> dict[str, str]:
+    """An image's values as SQL, each cast to its column's type as wal2json names it."""
+    return {c["name"]: f"CAST({_literal(c['value'])} AS {c['type']})" for c in columns}
+
+
+def _literal(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        value = json.dumps(value)
+    return sql_literal(str(value))  # standard_conforming_strings: a backslash is itself
 
 
 # --- what a change must carry -------------------------------------------------------------------
-
-def _needed(mapping: Mapping, table: str) -> set[str]:
-    """Columns of `table` the walk and the old item keys read from a change's images."""
-    needed: set[str] = set()
-    for entity in mapping.entities.values():
-        if entity.from_ == table:
-            for template in entity.key.values():
-                needed.update(template_columns(template))
-    for site in embeds(mapping):
-        if isinstance(site.spec, (EmbedOne, EmbedMany)) and site.spec.from_ == table:
-            needed.update(site.spec.join.values())
-    return needed
-
 
 def _check_identity(spark: SparkSession, conn: Connection, mapping: Mapping,
                     followed: dict[str, str]) -> dict[str, Followed]:
@@ -232,7 +229,7 @@ def _check_identity(spark: SparkSession, conn: Connection, mapping: Mapping,
             raise SourceError(f"sync.tables.{table}: no such table in the source")
         real_schema, real_name, identity, columns = rows[0]
         key = describe_table(spark, conn, table).primary_key
-        needed = _needed(mapping, table) | set(key)
+        needed = images.needed(mapping, table) | set(key)
         if table in roots and not key:
             raise SourceError(f"sync.tables.{table}: an entity's items are rebuilt by their rows' primary key, and "
                               f"{table} has none. Add one, or follow the table with a watermark")
@@ -245,63 +242,6 @@ def _check_identity(spark: SparkSession, conn: Connection, mapping: Mapping,
                 f"joins read them), but the table's replica identity is {what}. Run: ALTER TABLE "
                 f"{conn.dialect.quote(real_schema)}.{conn.dialect.quote(real_name)} REPLICA IDENTITY FULL")
         out[table] = Followed(table, real_schema, real_name, tuple(key), tuple(sorted(needed)))
-    return out
-
-
-# --- changes as SQL -------------------------------------------------------------------------------
-
-def _key_list(conn: Connection, followed: Followed, rows: list[tuple[bool, dict[str, Any]]]) -> str | None:
-    """`key IN (...)`: the table's current rows any image names (None: the table has no key)."""
-    if not followed.key:
-        return None
-    keys = {tuple(_literal(image[c]) for c in followed.key) for _, image in rows if all(c in image for c in followed.key)}
-    columns = ", ".join(conn.dialect.quote(c) for c in followed.key)
-    if len(followed.key) == 1:
-        return f"{columns} IN ({', '.join(k[0] for k in sorted(keys))})"
-    return f"({columns}) IN ({', '.join('(' + ', '.join(k) + ')' for k in sorted(keys))})"
-
-
-def _relation(conn: Connection, followed: Followed, rows: list[tuple[bool, dict[str, Any]]]) -> str:
-    """The images as a derived table, typed as the table's columns: (needed columns..., carve_old)."""
-    types = {}
-    for _, image in rows:
-        for column, (_, kind) in image.items():
-            types.setdefault(column, kind)
-    columns = [c for c in followed.needed if c in types]
-    values = ", ".join(
-        "(" + ", ".join([f"CAST({_literal(image[c]) if c in image else 'NULL'} AS {types[c]})" for c in columns]
-                        + ["true" if old else "false"]) + ")"
-        for old, image in rows)
-    names = ", ".join([conn.dialect.quote(c) for c in columns] + [OLD])
-    return f"(VALUES {values}) AS carve_images({names})"
-
-
-def _literal(cell: tuple[Any, str]) -> str:
-    value = cell[0]
-    if value is None:
-        return "NULL"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (dict, list)):
-        value = json.dumps(value)
-    return sql_literal(str(value))  # standard_conforming_strings: a backslash is itself
-
-
-def _saved(followed: dict[str, str], saved: dict[str, Position]) -> dict[str, Position]:
-    out = {}
-    for table in followed:
-        position = saved.get(table)
-        if position is None:
-            raise FullLoadNeededError(
-                f"no saved position for {table}: the sync starts where a full load ended. Run `carve run` "
-                "with this mapping first (it creates the replication slot and saves where changes start)")
-        if position.kind != KIND:
-            raise FullLoadNeededError(
-                f"the saved position of {table} is a {position.kind} position and the mapping now follows "
-                "postgres_logical: run a full load (`carve run`), which starts the sync afresh")
-        out[table] = position
-    if len({p.value["lsn"] for p in out.values()}) > 1:
-        raise FullLoadNeededError("the tables of one slot were saved at different positions: run a full load")
     return out
 
 

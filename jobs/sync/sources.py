@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from pyspark.sql import SparkSession
 
 from jobs.sources.connections import Connection
-from jobs.sync import logical, watermark
+from jobs.sync import binlog, logical, watermark
 from jobs.sync.changes import TableChanges
 from jobs.sync.state import Position
 from transforms.mapping import Mapping
@@ -15,13 +15,14 @@ from transforms.mapping import Mapping
 
 def marks(spark: SparkSession, conn: Connection, mapping: Mapping) -> list[Position]:
     """Every table's position now: where a full load starting now leaves its changes."""
-    return watermark.marks(spark, conn, mapping) + logical.marks(spark, conn, mapping)
+    return (watermark.marks(spark, conn, mapping) + logical.marks(spark, conn, mapping) +
+            binlog.marks(spark, conn, mapping))
 
 
 def changes(spark: SparkSession, conn: Connection, mapping: Mapping, saved: dict[str, Position]) -> list[TableChanges]:
     """Every table's changes since its saved position, in the mapping's order."""
     found = {c.table: c for c in watermark.changes(spark, conn, mapping, saved) +
-             logical.changes(spark, conn, mapping, saved)}
+             logical.changes(spark, conn, mapping, saved) + binlog.changes(spark, conn, mapping, saved)}
     return [found[table] for table in mapping.sync.tables]
 
 

@@ -16,7 +16,7 @@ from pyspark.sql import SparkSession
 from jobs.sources.connections import Connection
 from jobs.sources.jdbc import describe_table, jdbc_rows, qualified
 from jobs.sync.affected import watermark_change
-from jobs.sync.changes import FullLoadNeededError, TableChanges
+from jobs.sync.changes import TableChanges, saved_positions
 from jobs.sync.state import Position, fingerprint
 from transforms.errors import SourceError
 from transforms.mapping import Mapping, Watermark
@@ -42,17 +42,10 @@ def marks(spark: SparkSession, conn: Connection, mapping: Mapping) -> list[Posit
 def changes(spark: SparkSession, conn: Connection, mapping: Mapping, saved: dict[str, Position]) -> list[TableChanges]:
     """Per table, the rows changed since its saved position (which must exist and be a watermark)."""
     out = []
+    positions = saved_positions(KIND, tables(mapping), saved)
     for after in marks(spark, conn, mapping):
         table = after.table
-        before = saved.get(table)
-        if before is None:
-            raise FullLoadNeededError(
-                f"no saved position for {table}: the sync starts where a full load ended. Run `carve run` "
-                "with this mapping first (it saves where each table's changes start)")
-        if before.kind != KIND:
-            raise FullLoadNeededError(
-                f"the saved position of {table} is a {before.kind} position and the mapping now follows a "
-                "watermark: run a full load (`carve run`), which starts the sync afresh")
+        before = positions[table]
         low, high = before.value.get("upto"), after.value["upto"]
         if high is None or high == low:
             out.append(TableChanges(table, before, before, None, 0))

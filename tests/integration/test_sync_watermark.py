@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import textwrap
 import time
 import uuid
 from collections.abc import Iterator
@@ -32,7 +31,7 @@ from jobs.sync.follow import status_lines
 from jobs.sync.state import ControlTable, LeaseHeldError
 from tests.support.databases import create_database, drop_database
 from tests.support.dynamodb import dynamodb_client
-from tests.support.sync import Store, digests
+from tests.support.sync import Store, digests, store_mapping
 from transforms.mapping import load_mapping_text
 
 pytestmark = pytest.mark.integration
@@ -88,50 +87,6 @@ STEPS = {
 }
 
 
-def mapping_text(engine: str, table: str, control: str, sync: bool = True) -> str:
-    schema = "public." if engine == "postgres" else ""
-    text = f"""
-        version: 1
-        name: wmstore
-        source: {{connection: wmstore}}
-        target: {{table: {table}, key: {{partition: PK, sort: SK}}}}
-        entities:
-          customer:
-            from: {schema}customer
-            filter: "tier <> 'closed'"
-            key: {{PK: "CUSTOMER#{{customer_id}}", SK: PROFILE}}
-            attributes: {{name: name, tier: tier}}
-          order:
-            from: {schema}orders
-            key: {{PK: "CUSTOMER#{{customer_id}}", SK: "ORDER#{{order_id}}"}}
-            attributes:
-              status: status
-              lines:
-                from: {schema}order_line
-                join: {{order_id: order_id}}
-                order_by: line_no
-                many:
-                  qty: qty
-                  product: {{from: {schema}product, join: {{product_id: product_id}}, one: {{sku: sku, name: name}}}}
-          product:
-            from: {schema}product
-            key: {{PK: "PRODUCT#{{sku}}", SK: DETAILS}}
-            attributes: {{name: name}}
-    """
-    if sync:
-        text += f"""
-        sync:
-          control_table: {control}
-          lease_seconds: 10
-          tables:
-            {schema}customer: {{watermark: changed_at}}
-            {schema}product: {{watermark: version}}
-            {schema}orders: {{watermark: version}}
-            {schema}order_line: {{watermark: version}}
-        """
-    return textwrap.dedent(text)
-
-
 @pytest.fixture(scope="module", params=("postgres", "mariadb"))
 def store(request, spark, dynamodb_endpoint, tmp_path_factory) -> Iterator[Store]:
     engine = request.param
@@ -141,7 +96,9 @@ def store(request, spark, dynamodb_endpoint, tmp_path_factory) -> Iterator[Store
     tmp = tmp_path_factory.mktemp(f"sync-{engine}")
     suffix = uuid.uuid4().hex[:6]
     mapping_file = tmp / "wmstore.yaml"
-    mapping_file.write_text(mapping_text(engine, f"WmStore-{engine}-{suffix}", f"carve-sync-{suffix}"))
+    mapping_file.write_text(store_mapping("wmstore", engine, f"WmStore-{engine}-{suffix}", f"carve-sync-{suffix}", {
+        "customer": "{watermark: changed_at}", "product": "{watermark: version}", "orders": "{watermark: version}",
+        "order_line": "{watermark: version}"}))
     store = Store(engine, target, dynamodb_endpoint, load_mapping_text(mapping_file.read_text(), str(mapping_file)),
                   mapping_file, tmp)
     store.execute(SCHEMA[engine])

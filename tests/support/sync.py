@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import textwrap
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,45 @@ from tests.support.dynamodb import dynamodb_client, scan_all
 from transforms.items import build_items
 from transforms.mapping import Mapping, referenced_columns
 from transforms.wire import item_digest
+
+
+def store_mapping(name: str, engine: str, table: str, control: str, follow: dict[str, str]) -> str:
+    """The store's mapping (customers, orders with their lines and each line's product, products)
+    into `table`, synced by `follow`: per table, its change source as YAML."""
+    schema = "public." if engine == "postgres" else ""
+    tables = "\n".join(f"    {schema}{t}: {source}" for t, source in follow.items())
+    return textwrap.dedent(f"""\
+        version: 1
+        name: {name}
+        source: {{connection: {name}}}
+        target: {{table: {table}, key: {{partition: PK, sort: SK}}}}
+        entities:
+          customer:
+            from: {schema}customer
+            filter: "tier <> 'closed'"
+            key: {{PK: "CUSTOMER#{{customer_id}}", SK: PROFILE}}
+            attributes: {{name: name, tier: tier}}
+          order:
+            from: {schema}orders
+            key: {{PK: "CUSTOMER#{{customer_id}}", SK: "ORDER#{{order_id}}"}}
+            attributes:
+              status: status
+              lines:
+                from: {schema}order_line
+                join: {{order_id: order_id}}
+                order_by: line_no
+                many:
+                  qty: qty
+                  product: {{from: {schema}product, join: {{product_id: product_id}}, one: {{sku: sku, name: name}}}}
+          product:
+            from: {schema}product
+            key: {{PK: "PRODUCT#{{sku}}", SK: DETAILS}}
+            attributes: {{name: name}}
+        sync:
+          control_table: {control}
+          lease_seconds: 10
+          tables:
+    """) + tables + "\n"
 
 
 @dataclass

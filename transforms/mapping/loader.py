@@ -337,17 +337,19 @@ def _check_sync(mapping: Mapping) -> Iterator[tuple[Loc, str]]:
     if missing:
         yield ("sync", "tables"), (f"no change source for {', '.join(missing)}: a table without one would never be "
                                    "followed. Give each a watermark (a column that only grows; for a table that "
-                                   "is never updated its increasing key will do) or, on PostgreSQL, postgres_logical")
-    first: tuple[str, str] | None = None  # (table, slot)
-    for table, source in mapping.sync.tables.items():
-        slot = getattr(source, "postgres_logical", None)
-        if slot is None:
-            continue
-        if first is None:
-            first = (table, slot)
-        elif slot != first[1]:
-            yield ("sync", "tables", table, "postgres_logical"), (
-                f"one replication slot per mapping: {first[0]} follows slot {first[1]}; name the same slot here")
+                                   "is never updated its increasing key will do), postgres_logical (PostgreSQL) "
+                                   "or mysql_binlog (MariaDB, MySQL)")
+    for kind, what in (("postgres_logical", "replication slot"), ("mysql_binlog", "binlog replica server id")):
+        first: tuple[str, object] | None = None  # (table, slot or server id)
+        for table, source in mapping.sync.tables.items():
+            value = getattr(source, kind, None)
+            if value is None:
+                continue
+            if first is None:
+                first = (table, value)
+            elif value != first[1]:
+                yield ("sync", "tables", table, kind), (
+                    f"one {what} per mapping: {first[0]} follows {first[1]}; name the same here")
 
 
 def _check_index_names(mapping: Mapping) -> Iterator[tuple[Loc, str]]:

@@ -329,18 +329,31 @@ class PostgresLogical(Model):
     postgres_logical: Annotated[str, Field(pattern=SLOT_NAME)]
 
 
+class MysqlBinlog(Model):
+    """Changes read from the MariaDB/MySQL row-based binlog as a replica with this server id (unique
+    among the server's replicas, not the server's own): inserts, updates, deletes and key changes;
+    a truncate stops the sync."""
+
+    mysql_binlog: int = Field(ge=2, le=4_294_967_295)
+
+
 def _change_source_kind(value: Any) -> str | None:
     if isinstance(value, dict):
-        return "~postgres_logical" if "postgres_logical" in value else "~watermark"
+        for kind in ("postgres_logical", "mysql_binlog"):
+            if kind in value:
+                return f"~{kind}"
+        return "~watermark"
     return None
 
 
 ChangeSource = Annotated[
-    Union[Annotated[Watermark, Tag("~watermark")], Annotated[PostgresLogical, Tag("~postgres_logical")]],
+    Union[Annotated[Watermark, Tag("~watermark")], Annotated[PostgresLogical, Tag("~postgres_logical")],
+          Annotated[MysqlBinlog, Tag("~mysql_binlog")]],
     Discriminator(
         _change_source_kind,
         custom_error_type="change_source_shape",
-        custom_error_message="a change source is {watermark: COLUMN} or {postgres_logical: SLOT}",
+        custom_error_message=("a change source is {watermark: COLUMN}, {postgres_logical: SLOT} or "
+                              "{mysql_binlog: SERVER_ID}"),
     ),
 ]
 
