@@ -148,7 +148,9 @@ class RunReport:
             changed = ", ".join(f"{table} {sum(ops.values()):,}" for table, ops in self.sync["changes"].items()
                                 if sum(ops.values())) or "none"
             lines.append(f"sync: changed rows {changed}; {self.sync['items_rewritten']:,} items rewritten, "
-                         f"{self.sync['items_deleted']:,} deleted; {self.sync['lag_seconds']:,.1f} s behind the source")
+                         f"{self.sync['items_deleted']:,} deleted; {self.sync['lag_seconds']:,.1f} s behind the source"
+                         + ("" if self.sync.get("caught_up", True) else
+                            "; more changes wait: the next cycle goes on from here"))
         lines.append(f"status: {self.status}")
         return lines
 

@@ -54,9 +54,11 @@ def marks(spark: SparkSession, conn: Connection, mapping: Mapping) -> list[Posit
     return [Position(t, KIND, {"file": file, "pos": pos}, shape, now) for t in followed]
 
 
-def changes(spark: SparkSession, conn: Connection, mapping: Mapping, saved: dict[str, Position]) -> list[TableChanges]:
+def changes(spark: SparkSession, conn: Connection, mapping: Mapping, saved: dict[str, Position],
+            limit: int) -> list[TableChanges]:
     """Per followed table, the row events since the saved position, as a key list on the table and
-    as literal images (before and after) for the walk."""
+    as literal images (before and after) for the walk: up to the server's position now, or to the
+    end of the transaction that reaches `limit` rows (then `more` says that others wait)."""
     followed = tables(mapping)
     if not followed:
         return []
@@ -70,27 +72,31 @@ def changes(spark: SparkSession, conn: Connection, mapping: Mapping, saved: dict
             "binlog_expire_logs_seconds): the changes since the last sync are lost to carve. Run a full load "
             "(`carve run`), and sync more often than the binlog expires")
     upto = _position(spark, conn)
-    now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    after = {t: Position(t, KIND, {"file": upto[0], "pos": upto[1]}, fingerprint(mapping), now) for t in followed}
     database = _database(conn)
     names = {_server_name(t, database): t for t in followed}
     found: dict[str, list[Image]] = {t: [] for t in followed}
     counts: dict[str, Counter] = {t: Counter() for t in followed}
+    more = False
     if (start["file"], start["pos"]) != upto:
-        for operation, table, changed, rows in _events(conn, next(iter(followed.values())), start, upto, names):
+        events, stopped = _events(conn, next(iter(followed.values())), start, upto, names, limit)
+        for operation, table, changed, rows in events:
             counts[table][operation] += changed
             found[table].extend(rows)
+        if stopped is not None:
+            upto, more = stopped, True
+    now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    after = {t: Position(t, KIND, {"file": upto[0], "pos": upto[1]}, fingerprint(mapping), now) for t in followed}
     info = {t: (tuple(describe_table(spark, conn, t).primary_key), sorted(images.needed(mapping, t))) for t in followed}
     out = []
     for table in followed:
         rows = found[table]
         if not rows:
-            out.append(TableChanges(table, before[table], after[table], None, 0, {}))
+            out.append(TableChanges(table, before[table], after[table], None, 0, {}, more=more))
             continue
         key, needed = info[table]
         columns = sorted(set(needed) | set(key))
         out.append(TableChanges(table, before[table], after[table], key_list(conn, key, rows),
-                                sum(counts[table].values()), dict(counts[table]), relation(conn, columns, rows)))
+                                sum(counts[table].values()), dict(counts[table]), relation(conn, columns, rows), more))
     return out
 
 
@@ -142,24 +148,31 @@ def _server_name(table: str, database: str) -> tuple[str, str]:
 
 
 def _events(conn: Connection, server_id: int, start: dict[str, Any], upto: tuple[str, int],
-            names: dict[tuple[str, str], str]) -> list[tuple[str, str, int, list[Image]]]:
+            names: dict[tuple[str, str], str], limit: int) -> tuple[list[tuple[str, str, int, list[Image]]],
+                                                                  tuple[str, int] | None]:
     """(operation, table, rows changed, their images) of every row event of the followed tables from
-    `start` to `upto`."""
+    `start` to `upto`, and where it stopped short of `upto` (the end of the transaction that
+    reached `limit` rows), None when it did not."""
     from pymysqlreplication import BinLogStreamReader
-    from pymysqlreplication.event import QueryEvent
+    from pymysqlreplication.event import QueryEvent, XidEvent
     from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
 
     schemas = sorted({schema for schema, _ in names})
     stream = BinLogStreamReader(
         _settings(conn), server_id=server_id, log_file=start["file"], log_pos=int(start["pos"]), resume_stream=True,
-        blocking=False, only_events=[WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent, QueryEvent],
+        blocking=False, only_events=[WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent, QueryEvent, XidEvent],
         only_schemas=schemas, only_tables=sorted({name for _, name in names}), enable_logging=False)
     out: list[tuple[str, str, int, list[Image]]] = []
+    counted = 0
     try:
         for event in stream:
             if _order(stream.log_file, stream.log_pos) > _order(*upto):
                 break  # committed after the cycle started: the next cycle's
             where = f"{stream.log_file}:{stream.log_pos}"
+            if isinstance(event, XidEvent) or (isinstance(event, QueryEvent) and event.query.strip().upper() == "COMMIT"):
+                if counted >= limit:  # the end of the transaction that reached the limit
+                    return out, (stream.log_file, stream.log_pos)
+                continue
             if isinstance(event, QueryEvent):
                 _check_truncate(event, names, where)
                 continue
@@ -171,6 +184,7 @@ def _events(conn: Connection, server_id: int, start: dict[str, Any], upto: tuple
             except Exception as exc:  # noqa: BLE001 - any decoding failure stops the cycle where it is
                 raise SourceError(f"the binlog event at {where} ({table}) cannot be read ({exc}); the position was "
                                   "not moved past it") from None
+            counted += len(rows)
             if isinstance(event, WriteRowsEvent):
                 out.append(("insert", table, len(rows), [Image(False, _values(r["values"])) for r in rows]))
             elif isinstance(event, UpdateRowsEvent):
@@ -185,7 +199,7 @@ def _events(conn: Connection, server_id: int, start: dict[str, Any], upto: tuple
                           f"({type(exc).__name__}: {exc}); the positions were not moved") from None
     finally:
         stream.close()
-    return out
+    return out, None
 
 
 def _check_truncate(event: Any, names: dict[tuple[str, str], str], where: str) -> None:
@@ -229,10 +243,12 @@ def _literal(value: Any) -> str:
     if isinstance(value, dt.date):
         return f"CAST({_text(value.isoformat())} AS DATE)"
     if isinstance(value, dt.timedelta):
-        total = value.total_seconds()
-        sign, total = ("-" if total < 0 else ""), abs(total)
-        hours, rest = divmod(total, 3600)
-        return f"CAST({_text(f'{sign}{int(hours)}:{rest / 60:02.0f}:{rest % 60:09.6f}')} AS TIME(6))"
+        micro = round(value.total_seconds() * 1_000_000)
+        sign, micro = ("-" if micro < 0 else ""), abs(micro)
+        hours, micro = divmod(micro, 3_600_000_000)
+        minutes, micro = divmod(micro, 60_000_000)
+        seconds, micro = divmod(micro, 1_000_000)
+        return f"CAST({_text(f'{sign}{hours}:{minutes:02d}:{seconds:02d}.{micro:06d}')} AS TIME(6))"
     if isinstance(value, bytes):
         return f"X'{value.hex()}'"
     if isinstance(value, (dict, list)):

@@ -9,6 +9,12 @@ from dataclasses import dataclass, field
 from jobs.sync.state import Position
 from transforms.errors import SourceError
 
+# At most this many changes in one cycle from a source that lists them (whole transactions, so a
+# larger one comes whole): their images are SQL the source runs, and the items they touch are
+# rebuilt and written in one go. A cycle that stops there says so (`more`); the next one goes on
+# (at once under --follow).
+MAX_CHANGES = 50_000
+
 
 class FullLoadNeededError(SourceError):
     """The saved state cannot lead to the table a full load would give: run one."""
@@ -30,6 +36,7 @@ class TableChanges:
     rows: int  # changes read
     operations: dict[str, int] = field(default_factory=dict)  # insert/update/delete, or upsert for a watermark
     images: str | None = None
+    more: bool = False  # the source stopped at its limit: later changes wait for the next cycle
 
 
 def saved_positions(kind: str, tables: Iterable[str], saved: dict[str, Position], shared: bool = False) -> dict[str, Position]:

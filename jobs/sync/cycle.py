@@ -28,7 +28,7 @@ from jobs.sources.jdbc import describe_table, jdbc_rows, qualified, read_sources
 from jobs.sources.subset import keys_query, listed, subset_mapping
 from jobs.sync import sources
 from jobs.sync.affected import affected_roots, any_of
-from jobs.sync.changes import TableChanges
+from jobs.sync.changes import MAX_CHANGES, TableChanges
 from jobs.sync.start import control_table
 from jobs.sync.state import Lease
 from jobs.verify.reconcile import ReconcileResult, expected_digests, fetch_digests, reconcile
@@ -49,13 +49,16 @@ class Found:
 class SyncCycle:
     """One cycle of `carve sync` for one mapping; `execute` returns its report (mode sync)."""
 
-    def __init__(self, pipeline: Pipeline, verify: str = "affected", compile_mapping: bool = True) -> None:
+    def __init__(self, pipeline: Pipeline, verify: str = "affected", compile_mapping: bool = True,
+                 max_changes: int = MAX_CHANGES) -> None:
         """compile_mapping=False: the mapping was compiled against the source by an earlier cycle
-        of this process (--follow); the read would still fail on a table or column gone since."""
+        of this process (--follow); the read would still fail on a table or column gone since.
+        max_changes: where a source that lists its changes stops for this cycle (jobs.sync.changes)."""
         self.pipeline = pipeline
         self.mapping = pipeline.mapping
         self.verify_full = verify == "full"
         self.compile_mapping = compile_mapping
+        self.max_changes = max_changes
         self.control = control_table(pipeline.mapping, pipeline.address)
         pipeline.report.mode = "sync"
 
@@ -87,12 +90,14 @@ class SyncCycle:
                                     lambda sql: jdbc_rows(pipeline.spark, pipeline.conn, sql, session=True))
             transformed = pipeline.transform(pipeline.read(subset), subset)
             pipeline.validate(transformed.accepted)
-            # Written, counted and read back: computed once (it joins the items and may read the source).
-            deletes = self.deletions(transformed, found).localCheckpoint()
+            with pipeline.stages.stage("deletes", "the keys to delete: quarantined, filtered out, old keys") as stage:
+                # Written, counted and read back: computed once (it joins the items and may read the source).
+                deletes = self.deletions(transformed, found).localCheckpoint()
+                stage.rows = deletes.count()
             puts = transformed.accepted.select("entity", "pk", "sk", "item", "wcu", F.lit(False).alias("delete"))
             pipeline.write(puts.unionByName(deletes))
             report.sync["items_rewritten"] = transformed.built - transformed.rejected
-            report.sync["items_deleted"] = deletes.count()
+            report.sync["items_deleted"] = stage.rows
             result = self.verify(transformed.accepted, deletes)
             transformed.items.unpersist()
             report.items_lost, report.items_mismatched = result.missing, result.mismatched
@@ -106,9 +111,10 @@ class SyncCycle:
         self.save(lease, found)
         report.sync["lag_seconds"] = round(time.time() - found.read_at, 3)
         report.status = "ok"
+        # A cycle that stopped at its limit brought the table forward, not in step with the source.
         self._record(lease, {"status": "ok", **{k: report.sync[k] for k in ("items_rewritten", "items_deleted",
-                                                                            "lag_seconds", "changes")}},
-                     in_step_at=found.read_at)
+                                                                            "lag_seconds", "changes", "caught_up")}},
+                     in_step_at=found.read_at if report.sync["caught_up"] else None)
 
     # --- the stages ---------------------------------------------------------------------------
 
@@ -119,7 +125,7 @@ class SyncCycle:
             saved = self.control.positions(mapping.name)
             self.control.check_fingerprint(mapping, saved)
             read_at = time.time()
-            changes = sources.changes(pipeline.spark, pipeline.conn, mapping, saved)
+            changes = sources.changes(pipeline.spark, pipeline.conn, mapping, saved, self.max_changes)
             conditions: dict[str, list[str]] = {}
             for change in changes:
                 if change.condition is None and change.images is None:
@@ -211,8 +217,7 @@ class SyncCycle:
     def save(self, lease: Lease, found: Found) -> None:
         moved = [c for c in found.changes if c.after is not c.before]
         with self.pipeline.stages.stage("save", f"moving {len(moved)} positions in {self.control.address.table}") as stage:
-            for change in moved:
-                self.control.advance(lease, change.before, change.after)
+            self.control.advance(lease, [(change.before, change.after) for change in moved])
             sources.committed(self.pipeline.spark, self.pipeline.conn, [c.after for c in moved])
             stage.rows = len(moved)
 
@@ -252,6 +257,7 @@ class SyncCycle:
             "positions_before": {c.table: c.before.value for c in found.changes},
             "positions_after": {c.table: c.after.value for c in found.changes},
             "lag_seconds": 0.0,
+            "caught_up": not any(c.more for c in found.changes),
         }
 
     def _record(self, lease: Lease, figures: dict[str, Any], in_step_at: float | None = None) -> None:

@@ -64,6 +64,9 @@ def sync(request: SyncRequest, runtime: Runtime, console: Console) -> int:
             ok = report.ok
             if not request.follow or stop.is_set():
                 break
+            if ok and not report.sync.get("caught_up", True):
+                console.print("more changes wait: next cycle now (Ctrl-C stops)", markup=False)
+                continue
             console.print(f"next cycle in {request.interval:,.0f} s (Ctrl-C stops)", markup=False)
             if stop.wait(request.interval):
                 break

@@ -91,9 +91,12 @@ def committed(spark: SparkSession, conn: Connection, positions: Iterable[Positio
             _sql(spark, conn, f"SELECT 1 FROM pg_replication_slot_advance({sql_literal(slot)}, {sql_literal(lsn)}::pg_lsn)")
 
 
-def changes(spark: SparkSession, conn: Connection, mapping: Mapping, saved: dict[str, Position]) -> list[TableChanges]:
+def changes(spark: SparkSession, conn: Connection, mapping: Mapping, saved: dict[str, Position],
+            limit: int) -> list[TableChanges]:
     """Per followed table, the rows changed since the saved position, as a key list on the table
-    and as literal images (new and old) for the walk."""
+    and as literal images (new and old) for the walk: the transactions committed before the WAL
+    position now, or those up to the one that reaches `limit` rows (then the position moves to
+    the end of that transaction's commit, and `more` says that others wait)."""
     followed = tables(mapping)
     if not followed:
         return []
@@ -117,15 +120,17 @@ def changes(spark: SparkSession, conn: Connection, mapping: Mapping, saved: dict
         raise FullLoadNeededError(
             f"replication slot {slot} has moved to {confirmed}, past the position the last sync saved ({lsn}): "
             "something else consumed changes carve had not applied. Run a full load (`carve run`)")
-    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    after = {t: Position(t, KIND, {"slot": slot, "lsn": upto}, fingerprint(mapping), now) for t in followed}
     found: dict[str, list[Image]] = {t: [] for t in followed}
     counts: dict[str, Counter] = {t: Counter() for t in followed}
     by_name = {(f.schema, f.name): f.table for f in info.values()}
-    for (data,) in _peek(spark, conn, slot, upto, info.values()):
+    decoded = _peek(spark, conn, slot, upto, info.values(), limit)
+    more = len(decoded) >= limit
+    for at, data in decoded:
         change = _parse(data, slot)
         table = by_name.get((change.get("schema"), change.get("table")))
         action = change.get("action")
+        if action == "C" and more:
+            upto = at  # the end of this commit: where the slot moves, past this transaction and no further
         if table is None or action not in (*OPERATIONS, "T"):
             continue  # the slot decodes only the mapping's tables (add-tables), and only these actions
         if action == "T":
@@ -137,14 +142,17 @@ def changes(spark: SparkSession, conn: Connection, mapping: Mapping, saved: dict
             found[table].append(Image(False, _values(change["columns"])))
         if "identity" in change:  # an update's or a delete's old image (its replica identity)
             found[table].append(Image(True, _values(change["identity"])))
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    after = {t: Position(t, KIND, {"slot": slot, "lsn": upto}, fingerprint(mapping), now) for t in followed}
     out = []
     for table in followed:
         rows, f = found[table], info[table]
         if not rows:
-            out.append(TableChanges(table, before[table], after[table], None, 0, {}))
+            out.append(TableChanges(table, before[table], after[table], None, 0, {}, more=more))
             continue
         out.append(TableChanges(table, before[table], after[table], key_list(conn, f.key, rows),
-                                sum(counts[table].values()), dict(counts[table]), relation(conn, list(f.needed), rows)))
+                                sum(counts[table].values()), dict(counts[table]), relation(conn, list(f.needed), rows),
+                                more))
     return out
 
 
@@ -167,12 +175,15 @@ def _slot(spark: SparkSession, conn: Connection, slot: str) -> tuple[str, str] |
     return plugin, confirmed
 
 
-def _peek(spark: SparkSession, conn: Connection, slot: str, upto: str, followed: Iterable[Followed]) -> list[tuple]:
-    """The slot's changes committed before `upto`, left in the slot."""
+def _peek(spark: SparkSession, conn: Connection, slot: str, upto: str, followed: Iterable[Followed],
+          limit: int) -> list[tuple]:
+    """(position, change) of the slot's changes committed before `upto`, left in the slot; whole
+    transactions (with their B and C records, a C's position the end of its commit), stopping
+    after the one that reaches `limit` rows."""
     names = ",".join(f"{_escape(f.schema)}.{_escape(f.name)}" for f in followed)
     return _sql(spark, conn, (
-        f"SELECT data FROM pg_logical_slot_peek_changes({sql_literal(slot)}, {sql_literal(upto)}::pg_lsn, NULL, "
-        "'format-version', '2', 'include-types', 'true', 'include-transaction', 'false', "
+        f"SELECT lsn::text, data FROM pg_logical_slot_peek_changes({sql_literal(slot)}, {sql_literal(upto)}::pg_lsn, "
+        f"{int(limit)}, 'format-version', '2', 'include-types', 'true', 'include-transaction', 'true', "
         f"'include-lsn', 'true', 'actions', 'insert,update,delete,truncate', 'add-tables', {sql_literal(names)})"))
 
 

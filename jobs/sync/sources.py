@@ -8,7 +8,7 @@ from pyspark.sql import SparkSession
 
 from jobs.sources.connections import Connection
 from jobs.sync import binlog, logical, watermark
-from jobs.sync.changes import TableChanges
+from jobs.sync.changes import MAX_CHANGES, TableChanges
 from jobs.sync.state import Position
 from transforms.mapping import Mapping
 
@@ -19,10 +19,12 @@ def marks(spark: SparkSession, conn: Connection, mapping: Mapping) -> list[Posit
             binlog.marks(spark, conn, mapping))
 
 
-def changes(spark: SparkSession, conn: Connection, mapping: Mapping, saved: dict[str, Position]) -> list[TableChanges]:
-    """Every table's changes since its saved position, in the mapping's order."""
+def changes(spark: SparkSession, conn: Connection, mapping: Mapping, saved: dict[str, Position],
+            limit: int = MAX_CHANGES) -> list[TableChanges]:
+    """Every table's changes since its saved position, in the mapping's order; a source that lists
+    its changes stops after the transaction that reaches `limit` (and says `more`)."""
     found = {c.table: c for c in watermark.changes(spark, conn, mapping, saved) +
-             logical.changes(spark, conn, mapping, saved) + binlog.changes(spark, conn, mapping, saved)}
+             logical.changes(spark, conn, mapping, saved, limit) + binlog.changes(spark, conn, mapping, saved, limit)}
     return [found[table] for table in mapping.sync.tables]
 
 

@@ -183,29 +183,39 @@ class ControlTable:
                 f"{', '.join(changed)} were saved: the table may hold items the new mapping would not "
                 "write. Run a full load (`carve run`), which starts the sync afresh")
 
-    def advance(self, lease: Lease, before: Position | None, after: Position) -> None:
-        """Move one table's position from `before` (None: the first) to `after`, as the lease's holder."""
+    def advance(self, lease: Lease, moves: list[tuple[Position | None, Position]]) -> None:
+        """Move tables' positions, each from `before` (None: the first) to `after`, as the lease's
+        holder: all in one conditional write, so that a crash never leaves some moved and some not
+        (the tables of one slot or binlog must stay at one position)."""
+        if not moves:
+            return
         now = self.clock()
-        values = {":token": {"S": lease.token}, ":now": {"N": _number(now)}, ":saved": _saved(after)}
-        if before is None:
-            where = "attribute_not_exists(#p.#table)"
-        else:
-            where = "#p.#table.#v = :before"
-            values[":before"] = {"S": _value(before)}
+        values = {":token": {"S": lease.token}, ":now": {"N": _number(now)}}
+        names = {"#v": "value"}
+        sets, wheres = [], []
+        for n, (before, after) in enumerate(moves):
+            names[f"#t{n}"] = after.table
+            values[f":s{n}"] = _saved(after)
+            sets.append(f"#p.#t{n} = :s{n}")
+            if before is None:
+                wheres.append(f"attribute_not_exists(#p.#t{n})")
+            else:
+                wheres.append(f"#p.#t{n}.#v = :b{n}")
+                values[f":b{n}"] = {"S": _value(before)}
+        tables = ", ".join(after.table for _, after in moves)
         try:
-            self._update(lease.mapping, f"save the position of {after.table}", "SET #p.#table = :saved",
-                         f"#t = :token AND expires_at >= :now AND {where}", values,
-                         {"#table": after.table, "#v": "value"})
+            self._update(lease.mapping, f"save the positions of {tables}", "SET " + ", ".join(sets),
+                         " AND ".join(["#t = :token", "expires_at >= :now", *wheres]), values, names)
         except _ConditionFailed:
             held = self.lease(lease.mapping)
             if held is None or held.token != lease.token or held.expires_at < now:
                 raise LeaseLostError(
-                    f"the position of {after.table} was not saved: this sync no longer holds the lease of "
-                    f"mapping '{lease.mapping}'. Nothing after the saved position is lost: the next sync "
+                    f"the positions of {tables} were not saved: this sync no longer holds the lease of "
+                    f"mapping '{lease.mapping}'. Nothing after the saved positions is lost: the next sync "
                     "applies it again") from None
             raise LeaseLostError(
-                f"the position of {after.table} was not saved: it is no longer where this sync read it "
-                "(another sync moved it first). Nothing after the saved position is lost") from None
+                f"the positions of {tables} were not saved: they are no longer where this sync read them "
+                "(another sync moved them first). Nothing after the saved positions is lost") from None
 
     def restart(self, lease: Lease, positions: list[Position], read_at: float) -> None:
         """Every position at once, whatever was saved: a full load has just made the table afresh

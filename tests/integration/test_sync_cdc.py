@@ -27,6 +27,7 @@ from jobs.devtools.demo_data import DemoDatabase
 from jobs.devtools.local_stack import LOCAL_AWS_ENV
 from jobs.sinks.table import TableAddress
 from jobs.sync.changes import FullLoadNeededError
+from jobs.sync.cycle import SyncCycle
 from jobs.sync.state import ControlTable
 from tests.support.databases import connect, create_database, drop_database
 from tests.support.sync import Store, digests, store_mapping
@@ -162,6 +163,26 @@ def test_each_sync_leaves_the_table_equal_to_a_fresh_full_load(aws_spark, store)
         assert slot_at_saved_position(), step
     assert report.sync["changes"][followed(store, "product")] == {"update": 1, "delete": 1}
     assert digests(store.endpoint, store.mapping.target.table) == store.fresh_full_load(aws_spark)
+
+
+def test_a_cycle_stops_at_its_limit_of_changes_and_the_next_goes_on(aws_spark, store):
+    # Six transactions (each statement commits on its own): three orders, each with two lines.
+    store.execute("; ".join(f"INSERT INTO orders VALUES ({order}, 4, 'new'); "
+                            f"INSERT INTO order_line VALUES ({order}, 1, 2, 1), ({order}, 2, 2, 2)"
+                            for order in (20, 21, 22)))
+    # The slot counts its begin and commit records too; the binlog counts rows.
+    limit = 8 if store.engine == "postgres" else 3
+    reports = []
+    while not reports or not reports[-1].sync["caught_up"]:
+        reports.append(SyncCycle(store.pipeline(aws_spark, name="sync"), max_changes=limit).execute())
+        assert reports[-1].ok, reports[-1].error
+        assert len(reports) < 6
+        if len(reports) == 1:  # stopped after a whole transaction, short of the rest
+            assert digests(store.endpoint, store.mapping.target.table) != store.built(aws_spark)
+    assert len(reports) >= 2
+    assert "more changes wait" in "\n".join(reports[0].summary_lines())
+    assert sum(r.sync["items_rewritten"] for r in reports) >= 3
+    assert digests(store.endpoint, store.mapping.target.table) == store.built(aws_spark)
 
 
 def test_a_truncate_stops_the_sync_until_a_full_load(aws_spark, store):

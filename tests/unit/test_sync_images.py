@@ -59,6 +59,8 @@ def test_binlog_values_are_mariadb_literals_of_their_kind():
     assert _literal(dt.datetime(2026, 1, 1, 10, 0, 0, 500000)) == "CAST('2026-01-01 10:00:00.500000' AS DATETIME(6))"
     assert _literal(dt.date(2026, 1, 2)) == "CAST('2026-01-02' AS DATE)"
     assert _literal(dt.timedelta(hours=25, minutes=3, seconds=4.5)) == "CAST('25:03:04.500000' AS TIME(6))"
+    assert _literal(dt.timedelta(minutes=2, seconds=59.9)) == "CAST('0:02:59.900000' AS TIME(6))"
+    assert _literal(-dt.timedelta(seconds=1)) == "CAST('-0:00:01.000000' AS TIME(6))"
     assert _literal(b"\x00\xff") == "X'00ff'"
     assert _literal(1.5) == "CAST(1.5 AS DOUBLE)"
 
