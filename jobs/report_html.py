@@ -253,6 +253,8 @@ def _sync(sync: Mapping[str, Any] | None) -> str:
         ("items_rewritten", "items rewritten"), ("items_deleted", "items deleted"),
         ("lag_seconds", "seconds behind the source at the end")) if key in sync]
     out = "<h2>Sync cycle</h2>" + _table(["", ""], figures, [False, True])
+    if sync.get("caught_up") is False:
+        out += "<p>This cycle stopped at its size: more changes wait, and the next cycle goes on from here.</p>"
     rows = []
     for table, operations in (sync.get("changes") or {}).items():
         changed = ", ".join(f"{op} {_fig(f'sync/changes/{table}/{op}', n)}" for op, n in operations.items())

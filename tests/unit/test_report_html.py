@@ -70,3 +70,15 @@ def test_a_sync_cycle_shows_its_changes_and_positions():
     assert shown["sync/changes/public.product/upsert"] == "1"
     assert "<title>carve sync: m -&gt; T</title>" in page
     assert "upto 4" in page and "upto 5" in page
+    assert "more changes wait" not in page
+
+
+def test_a_cycle_that_stopped_at_its_size_says_that_more_changes_wait():
+    report = {"mapping": "m", "table": "T", "status": "ok", "mode": "sync",
+              "sync": {"changes": {"public.orders": {"insert": 2, "delete": 1}}, "items_rewritten": 2,
+                       "items_deleted": 1, "lag_seconds": 1.0, "caught_up": False,
+                       "positions_before": {"public.orders": {"slot": "s", "lsn": "0/1"}},
+                       "positions_after": {"public.orders": {"slot": "s", "lsn": "0/2"}}}}
+    page = render(report)
+    assert "more changes wait, and the next cycle goes on from here" in page
+    assert 'data-figure="sync/changes/public.orders/delete">1<' in page
