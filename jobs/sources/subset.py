@@ -78,9 +78,14 @@ def listed(conn: Connection, columns: list[str], rows: list[tuple]) -> str | Non
     rows = [r for r in rows if None not in r]
     if len(rows) > MAX_LISTED_KEYS or any("\\" in v for r in rows for v in r):
         return None
+    return in_list(conn, columns, [tuple(sql_literal(v) for v in r) for r in rows])
+
+
+def in_list(conn: Connection, columns: list[str], rows: list[tuple[str, ...]]) -> str:
+    """`columns IN (...)` for rows of SQL expressions, one per column; `1 = 0` for no rows."""
     if not rows:
         return "1 = 0"
-    values = (", ".join(sql_literal(v) for v in r) for r in rows)
+    values = (", ".join(r) for r in rows)
     if len(columns) == 1:
         return f"{_columns(conn, columns)} IN ({', '.join(values)})"
     return f"{_columns(conn, columns)} IN ({', '.join(f'({v})' for v in values)})"

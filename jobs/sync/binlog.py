@@ -24,7 +24,7 @@ from pyspark.sql import SparkSession
 from jobs.sources.connections import Connection
 from jobs.sources.jdbc import describe_table, jdbc_rows, split_table
 from jobs.sync import images
-from jobs.sync.changes import FullLoadNeededError, TableChanges, saved_positions
+from jobs.sync.changes import FullLoadNeededError, TableChanges, saved_positions, truncated
 from jobs.sync.images import Image, key_list, relation
 from jobs.sync.state import Position, fingerprint
 from transforms.errors import SourceError
@@ -210,9 +210,7 @@ def _check_truncate(event: Any, names: dict[tuple[str, str], str], where: str) -
     parts = [p.strip("`") for p in match.group("name").split(".")]
     key = (parts[0], parts[1]) if len(parts) == 2 else (schema, parts[0])
     if key in names:
-        raise FullLoadNeededError(
-            f"{names[key]} was truncated (binlog {where}): a truncate is not a list of rows, so the sync cannot tell "
-            "which items it removes. Run a full load (`carve run`)")
+        raise truncated(names[key], f"binlog {where}")
 
 
 def _order(file: str, pos: int) -> tuple[int, int]:

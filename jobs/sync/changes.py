@@ -20,6 +20,12 @@ class FullLoadNeededError(SourceError):
     """The saved state cannot lead to the table a full load would give: run one."""
 
 
+def truncated(table: str, where: str) -> FullLoadNeededError:
+    """A followed table was truncated: not a list of rows, so no cycle can tell which items go."""
+    return FullLoadNeededError(f"{table} was truncated ({where}): a truncate is not a list of rows, so the sync "
+                               "cannot tell which items it removes. Run a full load (`carve run`)")
+
+
 @dataclass(frozen=True)
 class TableChanges:
     """One table's changes in a cycle (condition and images None: no change).

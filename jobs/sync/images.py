@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from jobs.sources.connections import Connection
+from jobs.sources.subset import in_list
 from transforms.mapping import Mapping, embeds
 from transforms.templates import template_columns
 
@@ -40,12 +41,7 @@ def key_list(conn: Connection, key: tuple[str, ...], images: Iterable[Image]) ->
     if not key:
         return None
     keys = sorted({tuple(i.values[c] for c in key) for i in images if all(i.values.get(c, "NULL") != "NULL" for c in key)})
-    if not keys:
-        return "1 = 0"
-    columns = ", ".join(conn.dialect.quote(c) for c in key)
-    if len(key) == 1:
-        return f"{columns} IN ({', '.join(k[0] for k in keys)})"
-    return f"({columns}) IN ({', '.join('(' + ', '.join(k) + ')' for k in keys)})"
+    return in_list(conn, list(key), keys)
 
 
 def relation(conn: Connection, columns: list[str], images: list[Image]) -> str:

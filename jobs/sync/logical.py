@@ -35,7 +35,7 @@ from jobs.sources.connections import Connection
 from jobs.sources.dialect import sql_literal
 from jobs.sources.jdbc import describe_table, jdbc_rows, split_table
 from jobs.sync import images
-from jobs.sync.changes import FullLoadNeededError, TableChanges, saved_positions
+from jobs.sync.changes import FullLoadNeededError, TableChanges, saved_positions, truncated
 from jobs.sync.images import Image, key_list, relation
 from jobs.sync.state import Position, fingerprint
 from transforms.errors import SourceError
@@ -134,9 +134,7 @@ def changes(spark: SparkSession, conn: Connection, mapping: Mapping, saved: dict
         if table is None or action not in (*OPERATIONS, "T"):
             continue  # the slot decodes only the mapping's tables (add-tables), and only these actions
         if action == "T":
-            raise FullLoadNeededError(
-                f"{table} was truncated (at {change.get('lsn', 'a position after ' + lsn)}): a truncate is not a "
-                "list of rows, so the sync cannot tell which items it removes. Run a full load (`carve run`)")
+            raise truncated(table, f"at {change.get('lsn', 'a position after ' + lsn)}")
         counts[table][OPERATIONS[action]] += 1
         if "columns" in change:
             found[table].append(Image(False, _values(change["columns"])))
