@@ -28,8 +28,9 @@ from pydantic import Field, field_validator
 from jobs.aws import aws_errors, error_code
 from jobs.runtimes.jvm import ensure_jar
 from jobs.sinks.pacing import BudgetSpec
+from jobs.storage import parse_s3
 from transforms.errors import CarveError
-from transforms.mapping import Mapping, Model, load_mapping, load_yaml_model
+from transforms.mapping import DmsS3, Mapping, Model, load_mapping, load_yaml_model
 
 REPO = Path(__file__).resolve().parent.parent
 JOB_SCRIPT = Path(__file__).with_name("glue_job.py")
@@ -453,13 +454,14 @@ def job_policy(spec: DeployFile, account: str, mappings: list[Mapping], secret_a
 
 def sync_statements(region: str, account: str, mappings: list[Mapping]) -> list[dict[str, Any]]:
     """What a sync job adds: rewriting and deleting items (BatchWriteItem's PutRequest and
-    DeleteRequest) and reading them back by key, on its targets; its state in the control tables."""
+    DeleteRequest) and reading them back by key, on its targets; its state in the control tables;
+    for dms_s3 tables, listing and reading the files in their DMS folders."""
     if not mappings:
         return []
     arn = f"arn:aws:dynamodb:{region}:{account}:table/"
     targets = sorted({m.target.table for m in mappings})
     controls = sorted({m.sync.control_table for m in mappings})
-    return [
+    statements = [
         {"Sid": "SyncTargetTables", "Effect": "Allow",
          "Action": ["dynamodb:DescribeTable", "dynamodb:BatchWriteItem", "dynamodb:BatchGetItem"],
          "Resource": [arn + t for t in targets]},
@@ -467,6 +469,20 @@ def sync_statements(region: str, account: str, mappings: list[Mapping]) -> list[
          "Action": ["dynamodb:DescribeTable", "dynamodb:CreateTable", "dynamodb:GetItem", "dynamodb:UpdateItem"],
          "Resource": [arn + t for t in controls]},
     ]
+    folders: dict[str, set[str]] = {}  # bucket -> the DMS table folders in it
+    for mapping in mappings:
+        for spec in mapping.sync.tables.values():
+            if isinstance(spec, DmsS3):
+                folder = parse_s3(spec.dms_s3.rstrip("/") + "/")
+                folders.setdefault(folder.bucket, set()).add(folder.key)
+    if folders:
+        statements.append({"Sid": "SyncDmsFiles", "Effect": "Allow", "Action": ["s3:GetObject"],
+                           "Resource": [f"arn:aws:s3:::{b}/{k}*" for b in sorted(folders) for k in sorted(folders[b])]})
+    for n, bucket in enumerate(sorted(folders)):
+        statements.append({"Sid": f"SyncDmsFolders{n}", "Effect": "Allow", "Action": ["s3:ListBucket"],
+                           "Resource": [f"arn:aws:s3:::{bucket}"],
+                           "Condition": {"StringLike": {"s3:prefix": [f"{k}*" for k in sorted(folders[bucket])]}}})
+    return statements
 
 
 def import_statements(spec: DeployFile, account: str, table_arns: list[str]) -> list[dict[str, Any]]:

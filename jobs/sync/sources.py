@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from pyspark.sql import SparkSession
 
 from jobs.sources.connections import Connection
-from jobs.sync import binlog, logical, watermark
+from jobs.sync import binlog, dms, logical, watermark
 from jobs.sync.changes import MAX_CHANGES, TableChanges
 from jobs.sync.state import Position
 from transforms.mapping import Mapping
@@ -16,7 +16,7 @@ from transforms.mapping import Mapping
 def marks(spark: SparkSession, conn: Connection, mapping: Mapping) -> list[Position]:
     """Every table's position now: where a full load starting now leaves its changes."""
     return (watermark.marks(spark, conn, mapping) + logical.marks(spark, conn, mapping) +
-            binlog.marks(spark, conn, mapping))
+            binlog.marks(spark, conn, mapping) + dms.marks(mapping))
 
 
 def changes(spark: SparkSession, conn: Connection, mapping: Mapping, saved: dict[str, Position],
@@ -24,7 +24,8 @@ def changes(spark: SparkSession, conn: Connection, mapping: Mapping, saved: dict
     """Every table's changes since its saved position, in the mapping's order; a source that lists
     its changes stops after the transaction that reaches `limit` (and says `more`)."""
     found = {c.table: c for c in watermark.changes(spark, conn, mapping, saved) +
-             logical.changes(spark, conn, mapping, saved, limit) + binlog.changes(spark, conn, mapping, saved, limit)}
+             logical.changes(spark, conn, mapping, saved, limit) + binlog.changes(spark, conn, mapping, saved, limit) +
+             dms.changes(spark, conn, mapping, saved, limit)}
     return [found[table] for table in mapping.sync.tables]
 
 

@@ -283,8 +283,8 @@ sync:
   tables:
     public.customer: {watermark: updated_at}
     public.address: {watermark: updated_at}
-    public.orders: {watermark: updated_at}
-    public.order_line: {watermark: updated_at}
+    public.orders: {dms_s3: "s3://carve-dms/cdc/public/orders/"}
+    public.order_line: {dms_s3: "s3://carve-dms/cdc/public/order_line/"}
     public.product: {watermark: updated_at}
     public.payment: {watermark: updated_at}
     public.review: {watermark: updated_at}
@@ -322,6 +322,12 @@ def test_a_mapping_that_syncs_gets_a_sync_job_and_a_scheduled_trigger(aws, moto_
     assert statements["SyncTargetTables"]["Resource"] == [f"arn:aws:dynamodb:{REGION}:123456789012:table/CarveDemo"]
     assert statements["SyncControlTables"]["Resource"] == [
         f"arn:aws:dynamodb:{REGION}:123456789012:table/carve-sync-state"]
+    assert statements["SyncDmsFiles"] == {  # the DMS folders of the dms_s3 tables, read only
+        "Sid": "SyncDmsFiles", "Effect": "Allow", "Action": ["s3:GetObject"],
+        "Resource": ["arn:aws:s3:::carve-dms/cdc/public/order_line/*", "arn:aws:s3:::carve-dms/cdc/public/orders/*"]}
+    assert statements["SyncDmsFolders0"] == {
+        "Sid": "SyncDmsFolders0", "Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": ["arn:aws:s3:::carve-dms"],
+        "Condition": {"StringLike": {"s3:prefix": ["cdc/public/order_line/*", "cdc/public/orders/*"]}}}
     assert wildcard_data_actions(policy) == []
 
     again = deploy(path, endpoint_url=moto_url, wheel=wheel)

@@ -5,6 +5,7 @@ from transforms.mapping.loader import load_mapping, load_mapping_text, load_yaml
 from transforms.mapping.model import (
     Attribute,
     ColumnAttr,
+    DmsS3,
     EmbedMany,
     EmbedOne,
     Entity,
@@ -22,6 +23,7 @@ from transforms.mapping.reads import EmbedSite, embeds, referenced_columns, sour
 __all__ = [
     "Attribute",
     "ColumnAttr",
+    "DmsS3",
     "EmbedMany",
     "EmbedOne",
     "EmbedSite",

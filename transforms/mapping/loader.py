@@ -28,6 +28,9 @@ KNOWN_KEYS = sorted(
         "duplicates", "out_of_range_numbers", "max_rejected_share", "entities", "from", "query",
         "filter", "attributes", "column", "as", "template", "literal", "join", "one", "many",
         "order_by", "limit",
+        # sync
+        "sync", "control_table", "lease_seconds", "tables", "watermark", "postgres_logical", "mysql_binlog",
+        "dms_s3", "before_image_prefix", "csv_null_value",
         # deploy files (jobs.deploy)
         "region", "bucket", "prefix", "role", "mappings", "job_name_prefix", "worker_type", "workers",
         "timeout_minutes", "max_retries", "connections", "source_secret", "tags",
@@ -222,6 +225,9 @@ def _message(error: dict, loc: Loc) -> str:
         return f"version {error['input']} is not one carve reads; write 'version: 1'"
     if kind == "literal_error":
         return f"'{error['input']}' is not allowed; use one of: {ctx.get('expected', '').replace(' or ', ', ')}"
+    if kind == "string_pattern_mismatch" and name == "dms_s3":
+        return (f"'{error['input']}' is not an S3 folder: write s3://BUCKET/FOLDER/SCHEMA/TABLE/, the folder the DMS "
+                "task writes this table to")
     if kind == "string_pattern_mismatch" and (name == "table" or "indexes" in loc):
         what = "table" if name == "table" else "index"
         return f"'{error['input']}' is not a DynamoDB {what} name: 3 to 255 characters of letters, digits, _ . -"
@@ -337,8 +343,8 @@ def _check_sync(mapping: Mapping) -> Iterator[tuple[Loc, str]]:
     if missing:
         yield ("sync", "tables"), (f"no change source for {', '.join(missing)}: a table without one would never be "
                                    "followed. Give each a watermark (a column that only grows; for a table that "
-                                   "is never updated its increasing key will do), postgres_logical (PostgreSQL) "
-                                   "or mysql_binlog (MariaDB, MySQL)")
+                                   "is never updated its increasing key will do), postgres_logical (PostgreSQL), "
+                                   "mysql_binlog (MariaDB, MySQL) or dms_s3 (the files of an AWS DMS task)")
     for kind, what in (("postgres_logical", "replication slot"), ("mysql_binlog", "binlog replica server id")):
         first: tuple[str, object] | None = None  # (table, slot or server id)
         for table, source in mapping.sync.tables.items():

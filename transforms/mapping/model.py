@@ -337,9 +337,24 @@ class MysqlBinlog(Model):
     mysql_binlog: int = Field(ge=2, le=4_294_967_295)
 
 
+DMS_FOLDER = r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]/\S+$"
+
+
+class DmsS3(Model):
+    """Changes read from the files AWS DMS writes for this table to an S3 target (CSV, gzip CSV or
+    Parquet): full-load files and CDC files with the Op column (I, U, D), in the order DMS names
+    them. carve needs the column names in the files (AddColumnName=true for CSV), deletes
+    (CdcInsertsOnly and CdcInsertsAndUpdates left false), and before-image columns on updates
+    (the task's add-before-image-columns rule, with this prefix)."""
+
+    dms_s3: Annotated[str, Field(pattern=DMS_FOLDER)]  # the table's folder: s3://BUCKET/[BUCKET_FOLDER/]SCHEMA/TABLE/
+    before_image_prefix: Annotated[str, Field(min_length=1, max_length=64)] = "BI_"
+    csv_null_value: str | None = None  # the endpoint's CsvNullValue; unset: an empty field is NULL
+
+
 def _change_source_kind(value: Any) -> str | None:
     if isinstance(value, dict):
-        for kind in ("postgres_logical", "mysql_binlog"):
+        for kind in ("postgres_logical", "mysql_binlog", "dms_s3"):
             if kind in value:
                 return f"~{kind}"
         return "~watermark"
@@ -348,12 +363,12 @@ def _change_source_kind(value: Any) -> str | None:
 
 ChangeSource = Annotated[
     Union[Annotated[Watermark, Tag("~watermark")], Annotated[PostgresLogical, Tag("~postgres_logical")],
-          Annotated[MysqlBinlog, Tag("~mysql_binlog")]],
+          Annotated[MysqlBinlog, Tag("~mysql_binlog")], Annotated[DmsS3, Tag("~dms_s3")]],
     Discriminator(
         _change_source_kind,
         custom_error_type="change_source_shape",
-        custom_error_message=("a change source is {watermark: COLUMN}, {postgres_logical: SLOT} or "
-                              "{mysql_binlog: SERVER_ID}"),
+        custom_error_message=("a change source is {watermark: COLUMN}, {postgres_logical: SLOT}, "
+                              "{mysql_binlog: SERVER_ID} or {dms_s3: s3://BUCKET/FOLDER/SCHEMA/TABLE/}"),
     ),
 ]
 
