@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from jobs.sync.state import Position
 from transforms.errors import SourceError
 
-# At most this many changes in one cycle from a source that lists them (whole transactions, so a
-# larger one comes whole): their images are SQL the source runs, and the items they touch are
-# rebuilt and written in one go. A cycle that stops there says so (`more`); the next one goes on
+# At most this many changes in one cycle, ended where the source can end it (a whole transaction,
+# a whole DMS file, every row of one watermark value, so a little more may come): their images
+# are SQL the source runs, and the items they touch are rebuilt and written in one go. A cycle that stops there says so (`more`); the next one goes on
 # (at once under --follow).
 MAX_CHANGES = 50_000
 
@@ -23,7 +23,9 @@ class FullLoadNeededError(SourceError):
 def truncated(table: str, where: str) -> FullLoadNeededError:
     """A followed table was truncated: not a list of rows, so no cycle can tell which items go."""
     return FullLoadNeededError(f"{table} was truncated ({where}): a truncate is not a list of rows, so the sync "
-                               "cannot tell which items it removes. Run a full load (`carve run`)")
+                               "cannot tell which items it removes. Run a full load (`carve run`); it rewrites every "
+                               "item and removes none, so if an entity is read from this table, load into a new "
+                               "table or delete that entity's items first")
 
 
 @dataclass(frozen=True)

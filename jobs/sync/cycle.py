@@ -53,7 +53,7 @@ class SyncCycle:
                  max_changes: int = MAX_CHANGES) -> None:
         """compile_mapping=False: the mapping was compiled against the source by an earlier cycle
         of this process (--follow); the read would still fail on a table or column gone since.
-        max_changes: where a source that lists its changes stops for this cycle (jobs.sync.changes)."""
+        max_changes: where the change sources stop for this cycle (jobs.sync.changes)."""
         self.pipeline = pipeline
         self.mapping = pipeline.mapping
         self.verify_full = verify == "full"

@@ -16,14 +16,15 @@ from transforms.mapping import Mapping
 def marks(spark: SparkSession, conn: Connection, mapping: Mapping) -> list[Position]:
     """Every table's position now: where a full load starting now leaves its changes."""
     return (watermark.marks(spark, conn, mapping) + logical.marks(spark, conn, mapping) +
-            binlog.marks(spark, conn, mapping) + dms.marks(mapping))
+            binlog.marks(spark, conn, mapping) + dms.marks(spark, conn, mapping))
 
 
 def changes(spark: SparkSession, conn: Connection, mapping: Mapping, saved: dict[str, Position],
             limit: int = MAX_CHANGES) -> list[TableChanges]:
-    """Every table's changes since its saved position, in the mapping's order; a source that lists
-    its changes stops after the transaction that reaches `limit` (and says `more`)."""
-    found = {c.table: c for c in watermark.changes(spark, conn, mapping, saved) +
+    """Every table's changes since its saved position, in the mapping's order; each source stops
+    where `limit` changes are reached, at the end of a transaction, a file or a watermark value
+    (and says `more`)."""
+    found = {c.table: c for c in watermark.changes(spark, conn, mapping, saved, limit) +
              logical.changes(spark, conn, mapping, saved, limit) + binlog.changes(spark, conn, mapping, saved, limit) +
              dms.changes(spark, conn, mapping, saved, limit)}
     return [found[table] for table in mapping.sync.tables]

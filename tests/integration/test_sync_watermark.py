@@ -212,3 +212,24 @@ def test_a_sync_killed_before_saving_its_position_is_applied_again_to_the_same_t
     assert report.sync["items_rewritten"] == 3  # the same changes applied again: product 3, orders 11 and 12
     assert digests(store.endpoint, store.mapping.target.table) == expected
     assert control.positions(store.mapping.name) != before
+
+
+@ONE_ENGINE
+def test_a_cycle_stops_at_its_limit_of_rows_with_every_row_of_the_last_value(aws_spark, store):
+    # Three orders; five lines, the two of order 20 written by one statement with one version.
+    store.execute("INSERT INTO orders VALUES (20, 4, 'new', 20), (21, 4, 'new', 21), (22, 4, 'new', 22); "
+                  "INSERT INTO order_line VALUES (20, 1, 2, 1, 20), (20, 2, 2, 2, 20), (21, 1, 2, 1, 21), "
+                  "(21, 2, 1, 1, 22), (22, 1, 3, 1, 23)")
+    reports = []
+    while not reports or not reports[-1].sync["caught_up"]:
+        reports.append(SyncCycle(store.pipeline(aws_spark, name="sync"), max_changes=2).execute())
+        assert reports[-1].ok, reports[-1].error
+        assert len(reports) < 5
+        if len(reports) == 1:  # orders up to 21, then the room left reaches one value: both lines of order 20
+            assert digests(store.endpoint, store.mapping.target.table) != store.built(aws_spark)
+    moved = [(r.sync["positions_after"]["public.orders"]["upto"], r.sync["positions_after"]["public.order_line"]["upto"])
+             for r in reports]
+    assert moved == [("21", "20"), ("22", "21"), ("22", "23")]
+    assert [r.sync["changes"]["public.order_line"] for r in reports] == [{"upsert": 2}, {"upsert": 1}, {"upsert": 2}]
+    assert "more changes wait" in "\n".join(reports[0].summary_lines())
+    assert digests(store.endpoint, store.mapping.target.table) == store.built(aws_spark)
