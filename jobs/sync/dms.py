@@ -40,7 +40,7 @@ from jobs.sources.connections import Connection
 from jobs.sources.dialect import sql_literal
 from jobs.sources.jdbc import describe_table
 from jobs.storage import parse_s3
-from jobs.sync import images
+from jobs.sync import images, logical
 from jobs.sync.changes import FullLoadNeededError, TableChanges, saved_positions
 from jobs.sync.images import Image, key_list, relation
 from jobs.sync.state import Position, fingerprint
@@ -83,9 +83,10 @@ def tables(mapping: Mapping) -> dict[str, DmsS3]:
     return {t: s for t, s in mapping.sync.tables.items() if isinstance(s, DmsS3)}
 
 
-def marks(mapping: Mapping) -> list[Position]:
+def marks(spark: SparkSession, conn: Connection, mapping: Mapping) -> list[Position]:
     """Every followed folder's last file now: a full load starting now has what they hold."""
     followed = tables(mapping)
+    _check_source(spark, conn, mapping, followed)
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     shape = fingerprint(mapping)
     out = []
@@ -103,6 +104,7 @@ def changes(spark: SparkSession, conn: Connection, mapping: Mapping, saved: dict
     followed = tables(mapping)
     if not followed:
         return []
+    _check_source(spark, conn, mapping, followed)
     before = saved_positions(KIND, followed, saved)
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     shape = fingerprint(mapping)
@@ -137,6 +139,13 @@ def changes(spark: SparkSession, conn: Connection, mapping: Mapping, saved: dict
         out.append(TableChanges(table, before[table], after, condition, sum(counts.values()), dict(counts),
                                 relation(conn, list(info.needed), found) if found else None, more))
     return out
+
+
+def _check_source(spark: SparkSession, conn: Connection, mapping: Mapping, followed: dict[str, DmsS3]) -> None:
+    """DMS reads a PostgreSQL source by logical replication too: a delete's row, and an update's
+    before-image, carry only the table's replica identity, which must hold what the walk reads."""
+    if followed and conn.dialect.name == "postgres":
+        logical.check_identity(spark, conn, mapping, followed)
 
 
 # --- the folder ---------------------------------------------------------------------------------

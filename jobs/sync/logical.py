@@ -72,7 +72,7 @@ def marks(spark: SparkSession, conn: Connection, mapping: Mapping) -> list[Posit
         return []
     slot = _one_slot(followed)
     _require_postgres(conn)
-    _check_identity(spark, conn, mapping, followed)
+    check_identity(spark, conn, mapping, followed)
     if _slot(spark, conn, slot) is None:
         _sql(spark, conn, f"SELECT 1 FROM pg_create_logical_replication_slot({sql_literal(slot)}, '{PLUGIN}')")
     [(lsn,)] = _sql(spark, conn, "SELECT pg_current_wal_lsn()::text")
@@ -102,7 +102,7 @@ def changes(spark: SparkSession, conn: Connection, mapping: Mapping, saved: dict
         return []
     slot = _one_slot(followed)
     _require_postgres(conn)
-    info = _check_identity(spark, conn, mapping, followed)
+    info = check_identity(spark, conn, mapping, followed)
     before = saved_positions(KIND, followed, saved, shared=True)
     lsn = before[next(iter(followed))].value["lsn"]
     current = _slot(spark, conn, slot)
@@ -219,7 +219,7 @@ def _literal(value: Any) -> str:
 
 # --- what a change must carry -------------------------------------------------------------------
 
-def _check_identity(spark: SparkSession, conn: Connection, mapping: Mapping,
+def check_identity(spark: SparkSession, conn: Connection, mapping: Mapping,
                     followed: dict[str, str]) -> dict[str, Followed]:
     """Each followed table as the server knows it; refuses one whose deletes would not say which
     items they touch (the replica identity lacks a column the walk needs)."""
