@@ -92,7 +92,7 @@ def marks(spark: SparkSession, conn: Connection, mapping: Mapping) -> list[Posit
     out = []
     for table, spec in followed.items():
         files = _files(spec)
-        out.append(Position(table, KIND, {"file": files[-1].order if files else START}, shape, now))
+        out.append(Position(table, KIND, _value(files[-1] if files else None), shape, now))
     return out
 
 
@@ -119,12 +119,14 @@ def changes(spark: SparkSession, conn: Connection, mapping: Mapping, saved: dict
         files = _files(spec)
         if last != START and all(f.order != last for f in files):
             raise FullLoadNeededError(
-                f"{table}: the last DMS file the sync applied is not in {spec.dms_s3} any more (an S3 lifecycle rule "
+                f"{table}: the last DMS file the sync applied ({before[table].value.get('key')}) is not in "
+                f"{spec.dms_s3} any more (an S3 lifecycle rule "
                 "or a person removed it, and maybe files after it): changes may be lost to carve. Run a full load "
                 "(`carve run`), and keep DMS files longer than the syncs' interval")
         found: list[Image] = []
         counts: Counter = Counter()
         more = False
+        applied = None
         for file in (f for f in files if f.order > last):
             if total >= limit:
                 more = True
@@ -133,8 +135,8 @@ def changes(spark: SparkSession, conn: Connection, mapping: Mapping, saved: dict
                 counts[operation] += 1
                 total += 1
                 found.extend(row_images)
-            last = file.order
-        after = Position(table, KIND, {"file": last}, shape, now)
+            applied = file
+        after = Position(table, KIND, _value(applied), shape, now) if applied else before[table]
         condition = key_list(conn, info.key, found) if found else None
         out.append(TableChanges(table, before[table], after, condition, sum(counts.values()), dict(counts),
                                 relation(conn, list(info.needed), found) if found else None, more))
@@ -162,6 +164,11 @@ def _files(spec: DmsS3) -> list[DmsFile]:
                 if order is not None:
                     out.append(DmsFile(item["Key"], order))
     return sorted(out, key=lambda f: f.order)
+
+
+def _value(file: DmsFile | None) -> dict[str, str | None]:
+    """A position: the last file applied, as carve orders it and as S3 names it (None: none yet)."""
+    return {"file": file.order, "key": file.key} if file else {"file": START, "key": None}
 
 
 def order_of(name: str) -> str | None:

@@ -175,6 +175,9 @@ def test_each_sync_of_dms_files_leaves_the_table_equal_to_a_fresh_full_load(aws_
         assert digests(store.endpoint, store.mapping.target.table) == store.built(aws_spark), step
         assert (report.sync["items_rewritten"], report.sync["items_deleted"]) == (rewritten, deleted), (step, report.sync)
     assert report.sync["changes"]["public.product"] == {"update": 1, "delete": 1}
+    assert report.sync["positions_after"]["public.product"] == {  # the last file applied, ordered and named
+        "file": "1/20261207-1005000000", "key": f"{dms.table_folder('product')}/20261207-1005000000.csv"}
+    assert report.sync["positions_after"]["public.orders"] == report.sync["positions_before"]["public.orders"]
     assert store.sync(aws_spark).sync["items_rewritten"] == 0  # nothing new: the position is at the last file
     assert digests(store.endpoint, store.mapping.target.table) == store.fresh_full_load(aws_spark)
 
@@ -220,7 +223,8 @@ def test_files_carve_cannot_read_whole_stop_the_sync_where_they_are(aws_spark, s
     # An S3 lifecycle rule removes the files, the last one applied among them: changes may be lost.
     for item in dms.s3.list_objects_v2(Bucket=dms.bucket, Prefix=dms.table_folder("orders"))["Contents"]:
         dms.s3.delete_object(Bucket=dms.bucket, Key=item["Key"])
-    with pytest.raises(FullLoadNeededError, match=r"public.orders: the last DMS file the sync applied is not in "):
+    with pytest.raises(FullLoadNeededError, match=r"public.orders: the last DMS file the sync applied \(cdc/public/orders/"
+                                                  r"20261207-1009000000.csv\) is not in "):
         store.sync(aws_spark)
     assert store.pipeline(aws_spark).execute().ok
     assert store.sync(aws_spark).ok
