@@ -39,7 +39,7 @@ from jobs.aws import aws_errors, client
 from jobs.sources.connections import Connection
 from jobs.sources.dialect import sql_literal
 from jobs.sources.jdbc import describe_table
-from jobs.storage import parse_s3
+from jobs.storage import S3Location, parse_s3
 from jobs.sync import images, logical
 from jobs.sync.changes import FullLoadNeededError, TableChanges, saved_positions
 from jobs.sync.images import Image, key_list, relation
@@ -154,7 +154,7 @@ def _check_source(spark: SparkSession, conn: Connection, mapping: Mapping, follo
 
 def _files(spec: DmsS3) -> list[DmsFile]:
     """The folder's DMS files (date folders included), in the order DMS wrote them."""
-    folder = parse_s3(spec.dms_s3.rstrip("/") + "/")
+    folder = _folder(spec)
     s3 = client("s3")
     out = []
     with aws_errors(f"listing {spec.dms_s3}", SourceError):
@@ -164,6 +164,10 @@ def _files(spec: DmsS3) -> list[DmsFile]:
                 if order is not None:
                     out.append(DmsFile(item["Key"], order))
     return sorted(out, key=lambda f: f.order)
+
+
+def _folder(spec: DmsS3) -> S3Location:
+    return parse_s3(spec.dms_s3.rstrip("/") + "/")
 
 
 def _value(file: DmsFile | None) -> dict[str, str | None]:
@@ -183,7 +187,7 @@ def order_of(name: str) -> str | None:
 
 
 def _body(spec: DmsS3, file: DmsFile) -> bytes:
-    bucket = parse_s3(spec.dms_s3.rstrip("/") + "/").bucket
+    bucket = _folder(spec).bucket
     with aws_errors(f"reading s3://{bucket}/{file.key}", SourceError):
         return client("s3").get_object(Bucket=bucket, Key=file.key)["Body"].read()
 
@@ -192,7 +196,7 @@ def _body(spec: DmsS3, file: DmsFile) -> bytes:
 
 def _records(conn: Connection, info: Followed, file: DmsFile, body: bytes) -> Iterator[tuple[str, list[Image]]]:
     """(operation, images) of every row of the file; a row without Op in a full-load file is an insert."""
-    where = f"s3://{parse_s3(info.spec.dms_s3.rstrip('/') + '/').bucket}/{file.key}"
+    where = f"s3://{_folder(info.spec).bucket}/{file.key}"
     header, rows = _table(body, file, info.spec.csv_null_value, where)
     _check_header(info, file, header, where)
     has_op = header[0].lower() == "op"

@@ -23,16 +23,14 @@ from pathlib import Path
 
 import pytest
 
-from jobs.devtools.demo_data import DemoDatabase
 from jobs.devtools.local_stack import LOCAL_AWS_ENV
 from jobs.sinks.table import TableAddress
 from jobs.sync.changes import FullLoadNeededError
 from jobs.sync.cycle import SyncCycle
 from jobs.sync.state import ControlTable
-from tests.support.databases import connect, create_database, drop_database
-from tests.support.sync import Store, digests, store_mapping
+from tests.support.databases import connect, drop_database
+from tests.support.sync import Store, digests, new_store
 from transforms.errors import SourceError
-from transforms.mapping import load_mapping_text
 
 pytestmark = pytest.mark.integration
 
@@ -96,27 +94,18 @@ def slot_position(store: Store, slot: str) -> str | None:
 @pytest.fixture(scope="module", params=("postgres", "mariadb"))
 def store(request, spark, dynamodb_endpoint, tmp_path_factory) -> Iterator[Store]:
     engine = request.param
-    spark.sparkContext.environment.update({name: os.environ[name] for name in LOCAL_AWS_ENV})
-    target = DemoDatabase(engine, database=f"carve_sync_cdc_{uuid.uuid4().hex[:8]}")
-    create_database(target)
-    tmp = tmp_path_factory.mktemp(f"sync-cdc-{engine}")
     suffix = uuid.uuid4().hex[:6]
     slot = f"carve_test_{suffix}"
-    mapping_file = tmp / "cdcstore.yaml"
     source = f"{{postgres_logical: {slot}}}" if engine == "postgres" else f"{{mysql_binlog: {1000 + int(suffix, 16)}}}"
-    mapping_file.write_text(store_mapping("cdcstore", engine, f"CdcStore-{engine}-{suffix}", f"carve-sync-{suffix}",
-                                          dict.fromkeys(("customer", "product", "orders", "order_line"), source)))
-    store = Store(engine, target, dynamodb_endpoint, load_mapping_text(mapping_file.read_text(), str(mapping_file)),
-                  mapping_file, tmp)
-    store.execute(SCHEMA)
-    store.execute(FIRST_ROWS)
+    store = new_store(spark, engine, "cdcstore", dynamodb_endpoint, tmp_path_factory.mktemp(f"sync-cdc-{engine}"), suffix,
+                      dict.fromkeys(("customer", "product", "orders", "order_line"), source), SCHEMA, FIRST_ROWS)
     try:
         yield store
     finally:
         if engine == "postgres":
             store.execute(f"SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
                           f"WHERE slot_name = '{slot}'")
-        drop_database(target)
+        drop_database(store.target)
 
 
 POSTGRES = pytest.mark.parametrize("store", ["postgres"], indirect=True)

@@ -28,16 +28,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from jobs.devtools.demo_data import DemoDatabase
-from jobs.devtools.local_stack import LOCAL_AWS_ENV
 from jobs.sinks.table import TableAddress
 from jobs.sync.changes import FullLoadNeededError
 from jobs.sync.state import ControlTable
 from tests.integration.test_sync_cdc import FIRST_ROWS, SCHEMA, STEPS
-from tests.support.databases import create_database, drop_database
-from tests.support.sync import Store, digests, store_mapping
+from tests.support.databases import drop_database
+from tests.support.sync import Store, digests, new_store
 from transforms.errors import SourceError
-from transforms.mapping import load_mapping_text
 
 pytestmark = pytest.mark.integration
 
@@ -125,8 +122,6 @@ class Dms:
 def store(spark, dynamodb_endpoint, moto_endpoint, tmp_path_factory) -> Iterator[tuple[Store, Dms]]:
     import boto3
 
-    engine = "postgres"
-    spark.sparkContext.environment.update({name: os.environ[name] for name in LOCAL_AWS_ENV})
     before = os.environ.get("AWS_ENDPOINT_URL_S3")
     os.environ["AWS_ENDPOINT_URL_S3"] = moto_endpoint  # carve's S3 client goes to moto
     suffix = uuid.uuid4().hex[:6]
@@ -134,21 +129,13 @@ def store(spark, dynamodb_endpoint, moto_endpoint, tmp_path_factory) -> Iterator
     s3 = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1")
     s3.create_bucket(Bucket=bucket)
     dms = Dms(s3, bucket, "cdc")
-    target = DemoDatabase(engine, database=f"carve_sync_dms_{suffix}")
-    tmp = tmp_path_factory.mktemp(f"sync-dms-{engine}")
-    mapping_file = tmp / "dmsstore.yaml"
     follow = {t: f"{{dms_s3: 's3://{bucket}/{dms.table_folder(t)}/'}}" for t in COLUMNS}
-    mapping_file.write_text(store_mapping("dmsstore", engine, f"DmsStore-{engine}-{suffix}", f"carve-sync-{suffix}",
-                                          follow))
-    create_database(target)
+    store = new_store(spark, "postgres", "dmsstore", dynamodb_endpoint, tmp_path_factory.mktemp("sync-dms"), suffix,
+                      follow, SCHEMA, FIRST_ROWS)
     try:
-        store = Store(engine, target, dynamodb_endpoint, load_mapping_text(mapping_file.read_text(), str(mapping_file)),
-                      mapping_file, tmp)
-        store.execute(SCHEMA)
-        store.execute(FIRST_ROWS)
         yield store, dms
     finally:
-        drop_database(target)
+        drop_database(store.target)
         if before is None:
             os.environ.pop("AWS_ENDPOINT_URL_S3", None)
         else:

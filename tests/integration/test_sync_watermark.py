@@ -29,10 +29,9 @@ from jobs.sinks.table import TableAddress
 from jobs.sync.cycle import SyncCycle
 from jobs.sync.follow import status_lines
 from jobs.sync.state import ControlTable, LeaseHeldError
-from tests.support.databases import create_database, drop_database
+from tests.support.databases import drop_database
 from tests.support.dynamodb import dynamodb_client
-from tests.support.sync import Store, digests, store_mapping
-from transforms.mapping import load_mapping_text
+from tests.support.sync import Store, digests, new_store
 
 pytestmark = pytest.mark.integration
 
@@ -91,23 +90,14 @@ STEPS = {
 @pytest.fixture(scope="module", params=("postgres", "mariadb"))
 def store(request, spark, dynamodb_endpoint, tmp_path_factory) -> Iterator[Store]:
     engine = request.param
-    spark.sparkContext.environment.update({name: os.environ[name] for name in LOCAL_AWS_ENV})
-    target = DemoDatabase(engine, database=f"carve_sync_wm_{uuid.uuid4().hex[:8]}")
-    create_database(target)
-    tmp = tmp_path_factory.mktemp(f"sync-{engine}")
-    suffix = uuid.uuid4().hex[:6]
-    mapping_file = tmp / "wmstore.yaml"
-    mapping_file.write_text(store_mapping("wmstore", engine, f"WmStore-{engine}-{suffix}", f"carve-sync-{suffix}", {
-        "customer": "{watermark: changed_at}", "product": "{watermark: version}", "orders": "{watermark: version}",
-        "order_line": "{watermark: version}"}))
-    store = Store(engine, target, dynamodb_endpoint, load_mapping_text(mapping_file.read_text(), str(mapping_file)),
-                  mapping_file, tmp)
-    store.execute(SCHEMA[engine])
-    store.execute(FIRST_ROWS)
+    store = new_store(spark, engine, "wmstore", dynamodb_endpoint, tmp_path_factory.mktemp(f"sync-{engine}"),
+                      uuid.uuid4().hex[:6], {"customer": "{watermark: changed_at}", "product": "{watermark: version}",
+                                             "orders": "{watermark: version}", "order_line": "{watermark: version}"},
+                      SCHEMA[engine], FIRST_ROWS)
     report = store.pipeline(spark).execute()
     assert report.ok, report.error
     yield store
-    drop_database(target)
+    drop_database(store.target)
 
 
 def test_each_sync_leaves_the_table_equal_to_a_fresh_full_load(aws_spark, store):

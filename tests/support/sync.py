@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import textwrap
 import uuid
 from dataclasses import dataclass
@@ -13,13 +14,14 @@ from rich.console import Console
 
 from jobs.devtools.commands import demo_connection
 from jobs.devtools.demo_data import DemoDatabase
+from jobs.devtools.local_stack import LOCAL_AWS_ENV
 from jobs.pipeline import Pipeline, RunOptions
 from jobs.sources.jdbc import read_sources
 from jobs.sync.cycle import SyncCycle
-from tests.support.databases import connect
+from tests.support.databases import connect, create_database, drop_database
 from tests.support.dynamodb import dynamodb_client, scan_all
 from transforms.items import build_items
-from transforms.mapping import Mapping, referenced_columns
+from transforms.mapping import Mapping, load_mapping_text, referenced_columns
 from transforms.wire import item_digest
 
 
@@ -109,3 +111,22 @@ def digests(endpoint: str, table: str) -> dict[tuple[str, str], str]:
     return {(i["PK"]["S"], i["SK"]["S"]): item_digest(i) for i in scan_all(dynamodb_client(endpoint), table)}
 
 
+def new_store(spark, engine: str, name: str, endpoint: str, tmp: Path, suffix: str, follow: dict[str, str],
+              schema: str, rows: str) -> Store:
+    """A new database carve_sync_<name>_<suffix> holding `schema` and `rows`, with the store's
+    mapping into a new table, synced by `follow` (per table, its change source as YAML). The
+    caller drops the database (drop_database(store.target))."""
+    spark.sparkContext.environment.update({key: os.environ[key] for key in LOCAL_AWS_ENV})
+    target = DemoDatabase(engine, database=f"carve_sync_{name}_{suffix}")
+    mapping_file = tmp / f"{name}.yaml"
+    mapping_file.write_text(store_mapping(name, engine, f"{name}-{engine}-{suffix}", f"carve-sync-{suffix}", follow))
+    create_database(target)
+    try:
+        store = Store(engine, target, endpoint, load_mapping_text(mapping_file.read_text(), str(mapping_file)),
+                      mapping_file, tmp)
+        store.execute(schema)
+        store.execute(rows)
+    except BaseException:
+        drop_database(target)  # the caller never gets the store to drop it
+        raise
+    return store
