@@ -105,3 +105,18 @@ def test_unknown_table_lists_the_tables_there(spark, source):
     missing = table.replace("order", "orders")
     with pytest.raises(SourceError, match=r"table '.*orders' does not exist; tables in that schema are: order"):
         describe_table(spark, conn, missing)
+
+
+def test_a_long_answer_comes_in_one_piece_with_the_same_values(spark, source, monkeypatch):
+    conn, table = source
+    q = conn.dialect.quote
+    sql = (f"SELECT id, {q('group')}, amount, CASE WHEN id % 3 = 0 THEN NULL ELSE concat(note, 'é€😀') END "
+           f"FROM {jdbc.qualified(conn, table)} ORDER BY id")
+    assert ROWS > jdbc.ROWS_ONE_BY_ONE > 0
+    in_one_piece = jdbc.jdbc_rows(spark, conn, sql, session=True)
+    monkeypatch.setattr(jdbc, "ROWS_ONE_BY_ONE", ROWS + 1)
+    one_by_one = jdbc.jdbc_rows(spark, conn, sql, session=True)
+    assert len(in_one_piece) == ROWS
+    assert in_one_piece == one_by_one
+    assert in_one_piece[2] == ("3", "odd", one_by_one[2][2], None)
+    assert in_one_piece[999][3] == "xxxxxxxxxxé€😀"
