@@ -201,15 +201,17 @@ class Pipeline:
         policy = self.mapping.policy
         with self.stages.stage("transform", "building items") as stage:
             items = build_items(mapping or self.mapping, read.frames).persist(StorageLevel.MEMORY_AND_DISK)
-            total = items.count()
+            # Every count in one job: it builds the items into the cache.
+            by_entity = {r.entity: EntityCounts(r.built, r.quarantined) for r in
+                         items.groupBy("entity").agg(F.count(F.lit(1)).alias("built"),
+                                                     F.count("problem").alias("quarantined")).collect()}
+            total = sum(e.built for e in by_entity.values())
+            rejected_count = sum(e.quarantined for e in by_entity.values())
             unpersist(read.frames.values())
             rejected = items.where(F.col("problem").isNotNull())
-            rejected_count = self._quarantine(rejected)
+            self._quarantine(rejected, rejected_count)
             stage.rows = total
             stage.detail = f"{rejected_count:,} quarantined"
-        by_entity = {r.entity: EntityCounts(r.built, r.quarantined) for r in
-                     items.groupBy("entity").agg(F.count(F.lit(1)).alias("built"),
-                                                 F.count("problem").alias("quarantined")).collect()}
         report = self.report
         report.items_built, report.items_rejected, report.items_expected = total, rejected_count, total - rejected_count
         report.by_entity = by_entity
@@ -227,13 +229,13 @@ class Pipeline:
         accepted = items.where(F.col("problem").isNull()).drop("problem")
         return TransformResult(accepted, items, total, rejected_count, by_entity)
 
-    def _quarantine(self, rejected: DataFrame) -> int:
+    def _quarantine(self, rejected: DataFrame, count: int) -> None:
         path = self.options.report_dir / "quarantine"
         rows = rejected.select("entity", "pk", "sk", F.col("problem").alias("reason"), "source_key", "item")
         # Streamed to the driver: on a cluster, df.write would leave the file on an executor's disk.
-        write_json_lines(rows, path)
+        # Nothing to stream (a job per partition) when nothing was quarantined: an empty file.
+        write_json_lines(rows if count else rows.limit(0), path)
         self.report.quarantine = path
-        return rejected.count()
 
     def validate(self, items: DataFrame) -> ValidationReport:
         with self.stages.stage("validate", "Great Expectations on the items") as stage:

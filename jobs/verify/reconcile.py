@@ -196,19 +196,6 @@ def compare_digests(expected: DataFrame, actual: DataFrame) -> DataFrame:
     )
 
 
-def _entity_counts(statuses: DataFrame) -> dict[str, dict[str, int]]:
-    def flagged(status: str):
-        return F.sum((F.col("status") == status).cast("long")).alias(status)
-
-    rows = (
-        statuses.where(F.col("entity").isNotNull())
-        .groupBy("entity")
-        .agg(F.count("*").alias("expected"), flagged("missing"), flagged("mismatched"))
-        .collect()
-    )
-    return {r.entity: {"expected": r.expected, "missing": r.missing, "mismatched": r.mismatched} for r in rows}
-
-
 def _sample(statuses: DataFrame, status: str) -> tuple[Key, ...]:
     rows = statuses.where(F.col("status") == status).orderBy("pk", "sk").limit(SAMPLE_SIZE).collect()
     return tuple((r.pk, r.sk) for r in rows)
@@ -218,18 +205,31 @@ def reconcile(expected: DataFrame, actual: DataFrame) -> ReconcileResult:
     """Compare expected (entity, pk, sk, digest) with actual (pk, sk, digest); only counts and samples leave Spark."""
     statuses = compare_digests(expected, actual).cache()
     try:
-        counts = {r.status: r["count"] for r in statuses.groupBy("status").count().collect()}
-        ok, missing, mismatched = (counts.get(s, 0) for s in ("ok", "missing", "mismatched"))
+        # One job for every count; a sample only of what went wrong (a job each).
+        counted = statuses.groupBy("entity", "status").count().collect()
+        counts = {s: sum(r["count"] for r in counted if r.status == s) for s in ("ok", "missing", "mismatched", "extra")}
+        by_entity: dict[str, dict[str, int]] = {}
+        for r in counted:
+            if r.entity is not None:  # an extra item has no entity
+                entity = by_entity.setdefault(r.entity, {"expected": 0, "missing": 0, "mismatched": 0})
+                entity["expected"] += r["count"]
+                if r.status in entity:
+                    entity[r.status] += r["count"]
+        ok, missing, mismatched, extra = (counts[s] for s in ("ok", "missing", "mismatched", "extra"))
+
+        def sample(status: str) -> tuple[Key, ...]:
+            return _sample(statuses, status) if counts[status] else ()
+
         return ReconcileResult(
             expected=ok + missing + mismatched,
             found=ok + mismatched,
             missing=missing,
-            extra=counts.get("extra", 0),
+            extra=extra,
             mismatched=mismatched,
-            by_entity=_entity_counts(statuses),
-            missing_sample=_sample(statuses, "missing"),
-            extra_sample=_sample(statuses, "extra"),
-            mismatched_sample=_sample(statuses, "mismatched"),
+            by_entity=by_entity,
+            missing_sample=sample("missing"),
+            extra_sample=sample("extra"),
+            mismatched_sample=sample("mismatched"),
         )
     finally:
         statuses.unpersist()
