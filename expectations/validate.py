@@ -32,7 +32,8 @@ _SEVERITIES = {"critical": CRITICAL, "warning": WARNING, "info": WARNING}
 
 
 # BASIC is the cheapest format with unexpected_count. Sample values cost one or two Spark
-# jobs per expectation (a filtered take()), so they are fetched only for the Data Docs.
+# jobs per expectation (a filtered take()), so they are fetched only for the Data Docs, and
+# only when some expectation met unexpected values: otherwise every sample is empty anyway.
 _DOCS_SAMPLE_VALUES = 10
 
 logging.getLogger("great_expectations").setLevel(logging.WARNING)
@@ -195,17 +196,20 @@ def _validate(df: DataFrame, suite_name: str, expectations: list[dict], docs_dir
     try:
         batch = datasource.add_dataframe_asset(name="rows").add_batch_definition_whole_dataframe("all")
         definition = context.validation_definitions.add(gx.ValidationDefinition(name=run_name, data=batch, suite=suite))
-        actions = [UpdateDataDocsAction(name="docs", site_names=[_docs_site(context, docs_dir)])] if docs_dir else []
-        samples = _DOCS_SAMPLE_VALUES if docs_dir else 0
-        checkpoint = context.checkpoints.add(
-            gx.Checkpoint(
-                name=run_name,
-                validation_definitions=[definition],
-                actions=actions,
-                result_format={"result_format": "BASIC", "partial_unexpected_count": samples},
-            )
-        )
-        result = checkpoint.run(batch_parameters={"dataframe": df})
+
+        def run(samples: int) -> Any:
+            checkpoint = context.checkpoints.add(gx.Checkpoint(
+                name=f"{run_name}-{samples}", validation_definitions=[definition], actions=[],
+                result_format={"result_format": "BASIC", "partial_unexpected_count": samples}))
+            return checkpoint.run(batch_parameters={"dataframe": df})
+
+        result = run(0)
+        if docs_dir:
+            if _met_unexpected_values(result):  # again, with the samples the docs show
+                for key in result.run_results:
+                    context.validation_results_store.remove_key(key)
+                result = run(_DOCS_SAMPLE_VALUES)
+            UpdateDataDocsAction(name="docs", site_names=[_docs_site(context, docs_dir)]).run(checkpoint_result=result)
     finally:
         # The datasource's execution engine keeps the loaded batch (df) until it is dropped.
         context.data_sources.delete(run_name)
@@ -214,6 +218,11 @@ def _validate(df: DataFrame, suite_name: str, expectations: list[dict], docs_dir
     position = {expectation.id: index for index, expectation in enumerate(suite.expectations)}
     results = sorted(suite_result.results, key=lambda r: position.get(r.expectation_config.id, len(position)))
     return _report(suite_name, results, df)
+
+
+def _met_unexpected_values(result: Any) -> bool:
+    return any((r.result or {}).get("unexpected_count") or _exception_message(r.exception_info or {})
+               for suite in result.run_results.values() for r in suite.results)
 
 
 def _report(suite_name: str, results: list[Any], df: DataFrame) -> ValidationReport:

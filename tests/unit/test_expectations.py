@@ -203,3 +203,16 @@ def test_item_suite_spec_is_plain_json():
     assert {"type": "expect_column_values_to_be_between",
             "kwargs": {"column": "size", "min_value": 1, "max_value": 409600},
             "severity": "critical"} in spec
+
+
+def test_failing_data_docs_show_sample_unexpected_values_and_one_page_per_run(items_df, tmp_path):
+    """A clean run skips the sample jobs (its samples are empty anyway); a run that met unexpected
+    values runs again for them: its one page in the docs shows them."""
+    docs = tmp_path / "data_docs"
+    report = validate_items(items_df(good_items() + [item("CUSTOMER#9", size=987_654)]), "big", has_sort_key=True,
+                            docs_dir=docs)
+    assert not report.success
+    assert outcome(report, "expect_column_values_to_be_between", "size").unexpected_count == 1
+    (page,) = (docs / "validations" / "items" / "big").rglob("*.html")
+    assert "987654" in page.read_text()
+    assert page.relative_to(docs).as_posix() in (docs / "index.html").read_text()
