@@ -17,6 +17,7 @@ from typing import Any
 
 import great_expectations as gx
 from great_expectations.checkpoint import UpdateDataDocsAction
+from great_expectations.data_context.data_context.context_factory import project_manager
 from great_expectations.data_context.types.base import ProgressBarsConfig
 from great_expectations.exceptions import GreatExpectationsError
 from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
@@ -188,6 +189,9 @@ def _docs_site(context: Any, docs_dir: Path) -> str:
 
 def _validate(df: DataFrame, suite_name: str, expectations: list[dict], docs_dir: Path | None) -> ValidationReport:
     context = _context()
+    # GX stores results and builds docs in the process's current context, which is the last
+    # one gx.get_context made: ours again, whatever else in the process made one since.
+    project_manager.set_project(context)
     # Names are unique per call: the context lives as long as the process.
     run_name = f"{suite_name}-{uuid.uuid4().hex[:8]}"
     suite = context.suites.add_or_update(gx.ExpectationSuite(name=suite_name, expectations=expectations))
