@@ -5,8 +5,8 @@ engine's dialect: numerics, money and floats travel as text (exact), JSON as tex
 does not know as text; timestamps are read in UTC and marked instant or wall clock in the column
 metadata, so the transforms know how to print them.
 
-Catalogue queries (describe, row counts for partitioning) run over the driver's own JDBC
-connection through py4j: no Spark job.
+Catalogue queries (describe, row counts for partitioning, changes) run over the driver's own
+JDBC connection through py4j: no Spark job; a long answer crosses in one piece (jdbc_rows).
 """
 
 from __future__ import annotations

@@ -206,16 +206,16 @@ def reconcile(expected: DataFrame, actual: DataFrame) -> ReconcileResult:
     statuses = compare_digests(expected, actual).cache()
     try:
         # One job for every count; a sample only of what went wrong (a job each).
-        counted = statuses.groupBy("entity", "status").count().collect()
-        counts = {s: sum(r["count"] for r in counted if r.status == s) for s in ("ok", "missing", "mismatched", "extra")}
+        counts = dict.fromkeys(("ok", "missing", "mismatched", "extra"), 0)
         by_entity: dict[str, dict[str, int]] = {}
-        for r in counted:
+        for r in statuses.groupBy("entity", "status").count().collect():
+            counts[r.status] += r["count"]
             if r.entity is not None:  # an extra item has no entity
                 entity = by_entity.setdefault(r.entity, {"expected": 0, "missing": 0, "mismatched": 0})
                 entity["expected"] += r["count"]
-                if r.status in entity:
+                if r.status in ("missing", "mismatched"):
                     entity[r.status] += r["count"]
-        ok, missing, mismatched, extra = (counts[s] for s in ("ok", "missing", "mismatched", "extra"))
+        ok, missing, mismatched, extra = counts.values()
 
         def sample(status: str) -> tuple[Key, ...]:
             return _sample(statuses, status) if counts[status] else ()

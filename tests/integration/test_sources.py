@@ -118,5 +118,6 @@ def test_a_long_answer_comes_in_one_piece_with_the_same_values(spark, source, mo
     one_by_one = jdbc.jdbc_rows(spark, conn, sql, session=True)
     assert len(in_one_piece) == ROWS
     assert in_one_piece == one_by_one
-    assert in_one_piece[2] == ("3", "odd", one_by_one[2][2], None)
+    third = in_one_piece[2]
+    assert third[:2] == ("3", "odd") and third[2].startswith("0.428571") and third[3] is None
     assert in_one_piece[999][3] == "xxxxxxxxxxé€😀"
