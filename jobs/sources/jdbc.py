@@ -60,9 +60,8 @@ def jdbc_errors(conn: Connection, what: str = "") -> Iterator[None]:
         raise SourceError(f"connection '{conn.name}': {what}{_java_message(exc)}") from None
 
 
-def jdbc_rows(spark: SparkSession, conn: Connection, sql: str, session: bool = False) -> list[tuple]:
-    """Every row of `sql`, each value as text (or None); with `session`, in a session set up as
-    the reader's are (UTC), for values the reader will compare with."""
+def _connect(spark: SparkSession, conn: Connection) -> Any:
+    """A JDBC connection of the driver's own (the caller closes it)."""
     jvm = spark.sparkContext._jvm
     props = jvm.java.util.Properties()
     for key in ("user", "password"):
@@ -74,6 +73,13 @@ def jdbc_rows(spark: SparkSession, conn: Connection, sql: str, session: bool = F
         connection = driver.connect(conn.spark_url, props)
     if connection is None:
         raise SourceError(f"connection '{conn.name}': the driver does not accept {conn.safe_url}")
+    return connection
+
+
+def jdbc_rows(spark: SparkSession, conn: Connection, sql: str, session: bool = False) -> list[tuple]:
+    """Every row of `sql`, each value as text (or None); with `session`, in a session set up as
+    the reader's are (UTC), for values the reader will compare with."""
+    connection = _connect(spark, conn)
     try:
         with jdbc_errors(conn):
             if session:
@@ -101,6 +107,40 @@ def _remaining_rows(spark: SparkSession, result: Any, width: int) -> list[tuple]
     frame = spark._jsparkSession.createDataFrame(jvm.scala.collection.JavaConverters.seqAsJavaList(rows.toList()),
                                                  schema)
     return [tuple(row) for row in DataFrame(frame, spark).collect()]
+
+
+def local_answers(spark: SparkSession, conn: Connection, queries: Iterable[str]) -> DataFrame:
+    """The answers of `queries`, one after another, in one local frame: each in the order its
+    query gives it, typed exactly as a Spark JDBC read of it (Spark's own schema and value
+    getters, JdbcUtils, with the engine's Spark dialect), in a session set up as the reader's
+    are (UTC). For many small answers of one shape (the access patterns' per-sample SQL): one
+    driver connection and one frame, where a read_query per answer costs a schema round trip,
+    a Spark job and a branch of a union each."""
+    jvm = spark.sparkContext._jvm
+    utils = jvm.org.apache.spark.sql.execution.datasources.jdbc.JdbcUtils
+    dialect = jvm.org.apache.spark.sql.jdbc.JdbcDialects.get(conn.spark_url)
+    as_list = jvm.scala.collection.JavaConverters.seqAsJavaList
+    rows, schema = jvm.java.util.ArrayList(), None
+    connection = _connect(spark, conn)
+    try:
+        with jdbc_errors(conn, "the query does not run: "):
+            connection.createStatement().execute(conn.dialect.session_sql())
+            for sql in queries:
+                result = connection.createStatement().executeQuery(sql)
+                # As Spark's reader resolves a query's schema: every column nullable, no TIMESTAMP_NTZ.
+                shape = utils.getSchema(result, dialect, True, False)
+                if schema is None:
+                    schema = shape
+                elif shape.simpleString() != schema.simpleString():
+                    raise SourceError(f"connection '{conn.name}': the answers differ in their columns: "
+                                      f"{schema.simpleString()}, then {shape.simpleString()} for {sql}")
+                rows.addAll(as_list(utils.resultSetToRows(result, schema, dialect).toList()))
+                result.close()
+    finally:
+        connection.close()
+    if schema is None:
+        raise ValueError("local_answers needs at least one query")
+    return DataFrame(spark._jsparkSession.createDataFrame(rows, schema), spark)
 
 
 class MissingTableError(SourceError):

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import reduce
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
@@ -23,7 +22,7 @@ from pyspark.sql import functions as F
 from jobs.aws import aws_errors
 from jobs.sinks.table import TableAddress, dynamodb_client
 from jobs.sources.connections import Connection
-from jobs.sources.jdbc import read_query
+from jobs.sources.jdbc import local_answers, read_query
 from transforms.errors import CarveError
 from transforms.mapping import Mapping
 from transforms.mapping.model import Pattern
@@ -173,10 +172,12 @@ class PatternChecker:
         if not samples:
             return {}
         expect = pattern.expect
-        frames = [read_query(self.spark, self.conn, substitute(expect.sql, s.parameters))
-                  .withColumn(SAMPLE, F.lit(i)).withColumn(POSITION, F.monotonically_increasing_id())
-                  for i, s in enumerate(samples)]
-        rows = reduce(lambda a, b: a.unionByName(b), frames)
+        # Each sample's answer tagged with its number; the answers in order, so that the row
+        # number (POSITION) keeps each answer's own order for ties of order_by.
+        answers = local_answers(self.spark, self.conn, (
+            f"SELECT {i} AS {SAMPLE}, carve_answer.* FROM ({substitute(expect.sql, s.parameters)}) carve_answer"
+            for i, s in enumerate(samples)))
+        rows = answers.withColumn(POSITION, F.monotonically_increasing_id())
         where = f"the SQL of pattern '{name}'"
         loc = ("patterns", name, "expect", "sql")
         order = [self._order_column(rows, term) for term in (expect.order_by or ())]

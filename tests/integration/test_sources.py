@@ -121,3 +121,25 @@ def test_a_long_answer_comes_in_one_piece_with_the_same_values(spark, source, mo
     third = in_one_piece[2]
     assert third[:2] == ("3", "odd") and third[2].startswith("0.428571") and third[3] is None
     assert in_one_piece[999][3] == "xxxxxxxxxxé€😀"
+
+
+def test_small_answers_read_on_the_driver_equal_spark_jdbc_reads_of_them(spark, source):
+    conn, table = source
+    q = conn.dialect.quote
+    later = "TIMESTAMP '2026-03-29 01:30:00' + " + (
+        "id * INTERVAL '1 hour'" if conn.engine == "postgres" else "INTERVAL id HOUR")
+    queries = [f"SELECT id, {q('group')}, amount, CASE WHEN id % 3 = 0 THEN NULL ELSE concat(note, 'é€😀') END AS note, "
+               f"DATE '2026-03-29' AS day, {later} AS at FROM {jdbc.qualified(conn, table)} "
+               f"WHERE id BETWEEN {low} AND {low + 4} ORDER BY id DESC LIMIT 5" for low in (1, 5000, 500, 996)]
+    answers = jdbc.local_answers(spark, conn, queries)
+    reads = [jdbc.read_query(spark, conn, sql) for sql in queries]
+    # Names and types; not the driver's own metadata (MariaDB's `scale` of a text column is 0
+    # for Spark's empty schema query and 39 for a real answer), which carve does not read.
+    assert [(f.name, f.dataType) for f in answers.schema] == [(f.name, f.dataType) for f in reads[0].schema]
+    assert answers.collect() == [row for read in reads for row in read.collect()]  # one after another, in order
+    assert [r.id for r in answers.collect()] == [5, 4, 3, 2, 1, 504, 503, 502, 501, 500, 1000, 999, 998, 997, 996]
+    [first] = answers.where("id = 1").collect()
+    assert str(first.amount).startswith("0.142857") and first.note == "xxxxxxxxxxé€😀"
+    with pytest.raises(SourceError, match=r"the answers differ in their columns: struct<id:.*>, then struct<id:"):
+        jdbc.local_answers(spark, conn, [f"SELECT id FROM {jdbc.qualified(conn, table)}",
+                                         f"SELECT id, note FROM {jdbc.qualified(conn, table)}"])
