@@ -347,15 +347,19 @@ def plan(mapping: str | None, endpoint_url: str | None, region: str, write_rate:
                    "the whole table with a fresh build of every item (full: a full read).")
 @click.option("--status", "show_status", is_flag=True,
               help="Print the saved positions, their lag, the lease and the last cycle; change nothing.")
+@click.option("--stop", "stop_syncing", is_flag=True,
+              help="Stop syncing MAPPING: drop the replication slot carve made for it (the server keeps WAL for "
+                   "it until then) and remove its saved state. The table keeps its items; `carve run` starts "
+                   "the sync again.")
 def sync(mapping: str, endpoint_url: str | None, region: str, write_rate: str | None, report_dir: str | None,
-         follow: bool, interval: str, verify: str, show_status: bool) -> None:
+         follow: bool, interval: str, verify: str, show_status: bool, stop_syncing: bool) -> None:
     """Apply the source's changes since the last sync (or full load) to MAPPING's table.
 
     Rebuilds every item a changed row feeds, from the source as it is now, with the full load's
     transforms; deletes the items that no longer belong; reads them back; only then saves how
     far it got. Exit status 0 when the (last) cycle is ok.
     """
-    from jobs.sync.follow import SyncRequest, interval_seconds, status_lines
+    from jobs.sync.follow import SyncRequest, interval_seconds, status_lines, stop
     from jobs.sync.follow import sync as run_sync
 
     loaded = load_mapping(mapping)
@@ -363,9 +367,20 @@ def sync(mapping: str, endpoint_url: str | None, region: str, write_rate: str | 
         raise click.UsageError(f"{mapping} has no sync section: say how each table's changes are found "
                                "(see 'Keep the table in step' in the README)")
     endpoint_url = endpoint_url or os.environ.get("CARVE_ENDPOINT_URL")
+    if show_status and stop_syncing:
+        raise click.UsageError("--status changes nothing and --stop removes the sync: ask for one of them")
     if show_status:
         for line in status_lines(loaded, endpoint_url, region):
             console.print(line, markup=False)
+        return
+    if stop_syncing:
+        from jobs.runtimes import current
+
+        runtime = current()
+        console.print(f"carve sync {loaded.name} --stop: the table {loaded.target.table} keeps its items", markup=False)
+        stop(loaded, runtime.connection(loaded.source.connection), runtime.spark(f"carve-sync-stop-{loaded.name}", short=True),
+             endpoint_url, region, lambda line: console.print(f"  {line}", markup=False))
+        console.print("stopped: `carve run` starts the sync again (a full load)", markup=False)
         return
     try:
         pause = interval_seconds(interval)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
+from pyspark.sql import SparkSession
 from rich.console import Console
 
 from jobs import interrupts
@@ -14,6 +16,7 @@ from jobs.pipeline import Pipeline, RunOptions
 from jobs.runtimes import Runtime
 from jobs.sinks.table import TableAddress
 from jobs.sources.connections import Connection
+from jobs.sync import sources
 from jobs.sync.cycle import SyncCycle
 from jobs.sync.state import ControlTable
 from transforms.mapping import Mapping
@@ -71,6 +74,24 @@ def sync(request: SyncRequest, runtime: Runtime, console: Console) -> int:
             if stop.wait(request.interval):
                 break
     return 0 if ok else 1
+
+
+def stop(mapping: Mapping, conn: Connection, spark: SparkSession, endpoint_url: str | None, region: str,
+         say: Callable[[str], None]) -> None:
+    """`carve sync --stop`: under the mapping's lease (no sync runs meanwhile), what the sources
+    keep for carve is let go (a replication slot dropped), then the mapping's state is removed
+    from the control table. The table keeps its items; a full load starts the sync again."""
+    control = ControlTable(TableAddress(mapping.sync.control_table, endpoint_url, region))
+    control.ensure()  # a slot can outlive a full load that failed before saving any state
+    lease = control.acquire(mapping.name, mapping.sync.lease_seconds)
+    try:
+        for line in sources.release(spark, conn, mapping):
+            say(line)
+    except BaseException:
+        control.release(lease)
+        raise
+    control.forget(lease)
+    say(f"sync state of mapping '{mapping.name}' removed from {control.address.table}")
 
 
 def status_lines(mapping: Mapping, endpoint_url: str | None, region: str, now: float | None = None) -> list[str]:

@@ -154,6 +154,19 @@ def changes(spark: SparkSession, conn: Connection, mapping: Mapping, saved: dict
     return out
 
 
+def release(spark: SparkSession, conn: Connection, mapping: Mapping) -> list[str]:
+    """When the mapping stops syncing: its slot dropped, which keeps WAL on the server until then."""
+    followed = tables(mapping)
+    if not followed:
+        return []
+    slot = _one_slot(followed)
+    _require_postgres(conn)
+    if _slot(spark, conn, slot) is None:
+        return [f"replication slot {slot}: not on the server (nothing to drop)"]
+    _sql(spark, conn, f"SELECT 1 FROM pg_drop_replication_slot({sql_literal(slot)})")
+    return [f"replication slot {slot}: dropped (the server no longer keeps WAL for it)"]
+
+
 # --- the server ---------------------------------------------------------------------------------
 
 def _sql(spark: SparkSession, conn: Connection, sql: str) -> list[tuple]:

@@ -30,6 +30,12 @@ def changes(spark: SparkSession, conn: Connection, mapping: Mapping, saved: dict
     return [found[table] for table in mapping.sync.tables]
 
 
+def release(spark: SparkSession, conn: Connection, mapping: Mapping) -> list[str]:
+    """When the mapping stops syncing: what a source keeps for carve let go (a replication slot
+    dropped); a line per thing done. A binlog position, a watermark and DMS files keep nothing."""
+    return logical.release(spark, conn, mapping)
+
+
 def committed(spark: SparkSession, conn: Connection, positions: Iterable[Position]) -> None:
     """Once positions are saved in the control table: sources that keep changes for carve (a
     replication slot) let go of those before them."""

@@ -155,6 +155,20 @@ class ControlTable:
     def release(self, lease: Lease) -> None:
         self._as_holder(lease, "REMOVE #o, #t, expires_at, taken_at", {})
 
+    def forget(self, lease: Lease) -> None:
+        """The mapping's whole record (positions, last cycle, the lease itself) deleted, as the
+        lease's holder."""
+        with aws_errors(f"cannot remove the sync state of mapping '{lease.mapping}'"):
+            try:
+                self.client.delete_item(TableName=self.address.table, Key=_key(lease.mapping),
+                                        ConditionExpression="#t = :token", ExpressionAttributeNames={"#t": NAMES["#t"]},
+                                        ExpressionAttributeValues={":token": {"S": lease.token}})
+            except ClientError as exc:
+                if error_code(exc) == "ConditionalCheckFailedException":
+                    raise LeaseLostError(f"this process no longer holds the lease of mapping '{lease.mapping}': "
+                                         "it expired and a sync took it over; nothing was removed") from None
+                raise
+
     def lease(self, mapping: str) -> Lease | None:
         item = self._item(mapping)
         if item is None or "token" not in item:

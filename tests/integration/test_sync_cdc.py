@@ -7,6 +7,8 @@ embedded row, key changes (an order moved to another customer, a product's SKU, 
 renumbered) with a sync after each step. After every step the synced table holds exactly what a
 fresh full load holds, key by key, with the exact number of items rewritten and deleted. A
 truncate stops the sync and asks for a full load; so do a dropped slot and a purged binlog file.
+Stopping a sync (`carve sync --stop`) refuses while another sync holds the lease, else drops the
+slot and the saved state; a full load starts the sync again.
 Needs the servers' settings that scripts/setup makes (wal_level = logical and wal2json; a binlog
 in row format with whole rows and column names).
 """
@@ -23,11 +25,13 @@ from pathlib import Path
 
 import pytest
 
+from jobs.devtools.commands import demo_connection
 from jobs.devtools.local_stack import LOCAL_AWS_ENV
 from jobs.sinks.table import TableAddress
 from jobs.sync.changes import FullLoadNeededError
 from jobs.sync.cycle import SyncCycle
-from jobs.sync.state import ControlTable
+from jobs.sync.follow import stop
+from jobs.sync.state import ControlTable, LeaseHeldError
 from tests.support.databases import connect, drop_database
 from tests.support.sync import Store, digests, new_store
 from transforms.errors import SourceError
@@ -248,3 +252,42 @@ def test_a_purged_binlog_file_asks_for_a_full_load(aws_spark, store):
         store.sync(aws_spark)
     assert store.pipeline(aws_spark).execute().ok
     assert store.sync(aws_spark).ok
+
+
+def test_a_stopped_sync_lets_go_of_its_slot_and_state_and_a_full_load_starts_it_again(aws_spark, store):
+    control = ControlTable(TableAddress(store.mapping.sync.control_table, store.endpoint, "us-east-1"))
+    name = store.mapping.name
+    slot = store.mapping.sync.tables[followed(store, "orders")].postgres_logical if store.engine == "postgres" else None
+    assert control.positions(name)
+    said: list[str] = []
+
+    def stop_syncing() -> None:
+        stop(store.mapping, demo_connection(store.target), aws_spark, store.endpoint, "us-east-1", said.append)
+
+    other = control.acquire(name, 60, owner="another sync")
+    with pytest.raises(LeaseHeldError, match=f"mapping '{name}' is leased by another sync"):
+        stop_syncing()
+    assert said == [] and control.positions(name)  # nothing was let go
+    if slot:
+        assert slot_position(store, slot) is not None
+    control.release(other)
+
+    stop_syncing()
+    removed = f"sync state of mapping '{name}' removed from {control.address.table}"
+    if slot:
+        assert said == [f"replication slot {slot}: dropped (the server no longer keeps WAL for it)", removed]
+        assert slot_position(store, slot) is None
+    else:
+        assert said == [removed]  # a binlog position keeps nothing on the server
+    assert control.positions(name) == {} and control.lease(name) is None
+    with pytest.raises(FullLoadNeededError, match="no saved position for"):
+        store.sync(aws_spark)
+
+    said.clear()
+    stop_syncing()  # again: nothing left to let go
+    assert said == ([f"replication slot {slot}: not on the server (nothing to drop)"] if slot else []) + [removed]
+
+    assert store.pipeline(aws_spark).execute().ok  # the full load starts the sync again
+    assert store.sync(aws_spark).ok
+    if slot:
+        assert slot_position(store, slot) is not None
