@@ -322,6 +322,11 @@ def _check_patterns(mapping: Mapping) -> Iterator[tuple[Loc, str]]:
             lists = [a for a, spec in entity.attributes.items() if isinstance(spec, EmbedMany)]
             yield base + ("expect", "list"), (f"'{expect.list}' is not an embedded list (many) of entity "
                                               f"'{expect.entity}'; its lists: {', '.join(lists) or 'none'}")
+        elif expect.list is not None and expect.order_by is None:
+            # carve runs the SQL as a subquery, where MariaDB drops an ORDER BY that has no LIMIT.
+            yield base + ("expect", "list"), ("a list is compared element by element, in its order: name the columns "
+                                              "that order the SQL's rows in expect.order_by (an ORDER BY in the SQL "
+                                              "alone is not kept: carve runs it as a subquery)")
         if expect.list is not None and pattern.get is None:
             yield base + ("expect", "list"), "a list is compared within one item: use get"
 
