@@ -166,7 +166,7 @@ class ControlTable:
             except ClientError as exc:
                 if error_code(exc) == "ConditionalCheckFailedException":
                     raise LeaseLostError(f"this process no longer holds the lease of mapping '{lease.mapping}': "
-                                         "it expired and a sync took it over; nothing was removed") from None
+                                         "it expired and a sync took it over, so its state was not removed") from None
                 raise
 
     def lease(self, mapping: str) -> Lease | None:

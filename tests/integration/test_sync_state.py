@@ -158,3 +158,16 @@ def test_positions_move_together_or_not_at_all(control):
     table.advance(lease, [(position(100), position(200)), (lines(100), lines(200))])
     saved = table.positions("store")
     assert (saved["public.orders"].value["value"], saved["public.order_line"].value["value"]) == (200, 200)
+
+
+def test_the_state_is_removed_only_by_the_lease_s_holder(control):
+    table, clock = control
+    stale = table.acquire("store", 30, owner="host-a pid 1")
+    table.advance(stale, [(None, position(5))])
+    clock.now += 31
+    taken = table.acquire("store", 30, owner="host-b pid 2")
+    with pytest.raises(LeaseLostError, match="it expired and a sync took it over, so its state was not removed"):
+        table.forget(stale)
+    assert table.positions("store")["public.orders"].value["value"] == 5
+    table.forget(taken)
+    assert table.positions("store") == {} and table.lease("store") is None
