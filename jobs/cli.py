@@ -373,9 +373,9 @@ def sync(mapping: str, endpoint_url: str | None, region: str, write_rate: str | 
         for line in status_lines(loaded, endpoint_url, region):
             console.print(line, markup=False)
         return
-    if stop_syncing:
-        from jobs.runtimes import current
+    from jobs.runtimes import current
 
+    if stop_syncing:
         runtime = current()
         console.print(f"carve sync {loaded.name} --stop: the table {loaded.target.table} keeps its items", markup=False)
         stop(loaded, runtime.connection(loaded.source.connection), runtime.spark(f"carve-sync-stop-{loaded.name}", short=True),
@@ -388,7 +388,6 @@ def sync(mapping: str, endpoint_url: str | None, region: str, write_rate: str | 
         raise click.BadParameter(str(exc), param_hint="--interval") from None
     from jobs.pipeline import RunOptions
     from jobs.preflight import writable_dir
-    from jobs.runtimes import current
 
     options = RunOptions(
         report_dir=Path(report_dir) if report_dir else Path("reports") / run_folder_name(f"{loaded.name}-sync"),
