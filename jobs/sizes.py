@@ -12,12 +12,17 @@ from pyspark.sql import functions as F
 SIZE_BOUNDS = (128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072, 262144, 409600)
 
 
+def percentiles(size: Column) -> Column:
+    """The aggregate [p50, p90, p99] of `size` (approximate, within 0.01 %)."""
+    return F.percentile_approx(size, [0.5, 0.9, 0.99], 10000)
+
+
 def size_columns(size: Column) -> list[Column]:
     """Aggregate columns (q, max, b<bound>...) over `size`; NULL sizes are not counted."""
     lower = (0, *SIZE_BOUNDS[:-1])
     bands = [F.count(F.when((size > low) & (size <= high), 1)).alias(f"b{high}")
              for low, high in zip(lower, SIZE_BOUNDS, strict=True)]
-    return [F.percentile_approx(size, [0.5, 0.9, 0.99], 10000).alias("q"), F.max(size).alias("max"), *bands]
+    return [percentiles(size).alias("q"), F.max(size).alias("max"), *bands]
 
 
 def size_figures(row: Row) -> dict[str, Any] | None:

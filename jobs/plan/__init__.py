@@ -34,7 +34,7 @@ from jobs.runtimes.gateway import session_threads
 from jobs.sinks.pacing import BudgetSpec, resolve_budget
 from jobs.sinks.table import TableAddress, TableSpec, check_table
 from jobs.sources.connections import Connection
-from jobs.sources.jdbc import jdbc_rows, read_sources, unpersist
+from jobs.sources.jdbc import fill, jdbc_rows, read_sources, unpersist
 from transforms.errors import CarveError, SourceError
 from transforms.items import CompileError, build_items
 from transforms.mapping import Mapping, located, referenced_columns
@@ -187,11 +187,22 @@ class Planner:
                 frames = read_sources(self.spark, self.conn, mapping, referenced_columns(mapping), cache=not full)
                 # A sample's tables are small: they are read into the cache while the driver
                 # compiles the items (seconds of Python), instead of after it.
-                with session_threads(self.spark, 2, "carve-read") as pool:
-                    reads = [] if full else [pool.submit(df.count) for df in frames.values()]
-                    items = build_items(mapping, frames).persist(StorageLevel.MEMORY_AND_DISK)
+                with session_threads(self.spark, 1, "carve-read") as pool:
+                    reads = [] if full else [pool.submit(fill, frames.values())]
+                    items = build_items(mapping, frames)
                     for read in reads:
                         read.result()
+                # The items are computed once, here, before the figures' jobs run over them
+                # together. Over a cache, each of those jobs analyses and plans the whole items
+                # query again to find the cache; a local checkpoint cuts that query off, so they
+                # plan over rows alone. Its blocks live only on the executors, with no lineage to
+                # recompute them: fine for a sample, but a full read on a cluster that loses an
+                # executor would fail, so `--full` caches.
+                if full:
+                    items = items.persist(StorageLevel.MEMORY_AND_DISK)
+                    items.count()
+                else:
+                    items = items.localCheckpoint()
             except CompileError as exc:
                 raise located(self.mapping_file, exc.errors) from None
             except SourceError:

@@ -21,7 +21,7 @@ from pyspark.sql import types as T
 
 from jobs.plan.sample import EntitySample
 from jobs.runtimes.gateway import session_threads
-from jobs.sizes import size_columns, size_figures
+from jobs.sizes import percentiles, size_columns, size_figures
 from transforms.errors import CarveError
 from transforms.mapping import Mapping
 from transforms.wire import KB, MAX_ITEM_BYTES
@@ -62,21 +62,21 @@ def in_index(mapping: Mapping) -> dict[str, Column]:
 
 def measure(items: DataFrame, mapping: Mapping, samples: MappingABC[str, EntitySample]) -> LoadFigures:
     """Every figure of the plan from the built items (entity, pk, sk, item, size, problem), which
-    the caller has cached: each figure is a small aggregation over them."""
+    the caller has computed once (cached or checkpointed): each figure is a small job over them,
+    whose time is mostly the driver planning it, so the four run together."""
     accepted = F.col("problem").isNull()
     units = F.ceil(F.col("size") / KB)
     indexes = in_index(mapping)
     frame = items.select("entity", "pk", "sk", "item", "size", "problem", units.alias("units"),
                          *[flag.alias(f"in_{name}") for name, flag in indexes.items()])
-    by_entity = _by_entity(frame, list(indexes), samples)  # the first action: it fills the cache
-    write_units = _total_units(by_entity, list(indexes))
     good = frame.where(accepted)
-    # The other figures are small jobs over the cache, whose time is mostly the driver planning
-    # them: run together, they take about half as long as one after another.
-    with session_threads(items.sparkSession, 3, "carve-plan") as pool:
-        tops = pool.submit(_top_keys, good, write_units["table"])
+    with session_threads(items.sparkSession, 4, "carve-plan") as pool:
+        entities = pool.submit(_by_entity, frame, list(indexes), samples)
+        tops = pool.submit(_top_keys, good)
         largest = pool.submit(lambda: frame.orderBy(F.desc("size"), "pk", "sk").limit(TOP).collect())
-        typical = pool.submit(_samples, good, by_entity)
+        typical = pool.submit(_samples, good)
+        by_entity = entities.result()
+        write_units = _total_units(by_entity, list(indexes))
         return LoadFigures(
             by_entity=by_entity,
             write_units=write_units,
@@ -84,7 +84,7 @@ def measure(items: DataFrame, mapping: Mapping, samples: MappingABC[str, EntityS
             largest_items=[{"entity": r.entity, "pk": r.pk, "sk": r.sk, "size": r["size"], "problem": r.problem}
                            for r in largest.result()],
             collections={"by_items": tops.result()["items"], "by_bytes": tops.result()["bytes"]},
-            hot_keys=tops.result()["units"],
+            hot_keys=_hot_keys(tops.result()["units"], write_units["table"]),
             samples=typical.result(),
             sampled=not all(s.whole for s in samples.values()),
         )
@@ -134,14 +134,9 @@ def _total_units(by_entity: MappingABC[str, dict[str, Any]], indexes: list[str])
     return {"table": table, "indexes": per_index, "total": table + sum(per_index.values())}
 
 
-def _top_keys(good: DataFrame, total: int) -> dict[str, list[dict[str, Any]]]:
+def _top_keys(good: DataFrame) -> dict[str, list[Any]]:
     """The partition keys with the most items, the most bytes (an item collection is all the items
-    of one partition key) and the most table write units, in one Spark job.
-
-    The hot keys carry their share of the whole load's write units (`total`, estimated in a
-    sample: a sampled key has all its items, so its own units are exact) and the seconds each
-    needs at DynamoDB's 1,000 WCU/s per partition key.
-    """
+    of one partition key) and the most table write units, as rows, in one Spark job."""
     per_key = good.groupBy("pk").agg(F.count(F.lit(1)).alias("items"), F.sum("size").alias("bytes"),
                                      F.sum("units").alias("units"))
     orders = ("items", "bytes", "units")
@@ -155,17 +150,24 @@ def _top_keys(good: DataFrame, total: int) -> dict[str, list[dict[str, Any]]]:
     return {
         "items": [{"pk": r.pk, "items": r["items"], "bytes": r.bytes} for r in top("items")],
         "bytes": [{"pk": r.pk, "items": r["items"], "bytes": r.bytes} for r in top("bytes")],
-        "units": [{"pk": r.pk, "write_units": r.units, "share": r.units / total if total else 0.0,
-                   "seconds_at_partition_limit": r.units / PARTITION_WCU_PER_SECOND} for r in top("units")],
+        "units": top("units"),
     }
 
 
-def _samples(good: DataFrame, by_entity: MappingABC[str, dict[str, Any]]) -> dict[str, list[Any]]:
-    """Per entity, the items nearest its median size: what a typical item looks like."""
-    median = F.lit(0)
-    for name, e in by_entity.items():
-        median = F.when(F.col("entity") == name, F.lit((e["sizes"] or {}).get("p50", 0))).otherwise(median)
-    first = F.row_number().over(Window.partitionBy("entity").orderBy(F.abs(F.col("size") - median), "pk", "sk"))
+def _hot_keys(rows: list[Any], total: int) -> list[dict[str, Any]]:
+    """The keys with the most table write units, with their share of the whole load's (`total`,
+    estimated in a sample: a sampled key has all its items, so its own units are exact) and the
+    seconds each needs at DynamoDB's 1,000 WCU/s per partition key."""
+    return [{"pk": r.pk, "write_units": r.units, "share": r.units / total if total else 0.0,
+             "seconds_at_partition_limit": r.units / PARTITION_WCU_PER_SECOND} for r in rows]
+
+
+def _samples(good: DataFrame) -> dict[str, list[Any]]:
+    """Per entity, the items nearest its median size (the p50 of the entity's figures, by the same
+    aggregate): what a typical item looks like."""
+    entity = Window.partitionBy("entity")
+    median = percentiles(F.col("size")).over(entity)[0]
+    first = F.row_number().over(entity.orderBy(F.abs(F.col("size") - median), "pk", "sk"))
     rows = good.withColumn("n", first).where(F.col("n") <= SAMPLE_ITEMS).orderBy("entity", "n").collect()
     out: dict[str, list[Any]] = {}
     for r in rows:
