@@ -25,7 +25,7 @@ from rich.console import Console
 
 from jobs.interrupts import cancel_jobs_on_ctrl_c
 from jobs.plan.costs import LoadCosts, Prices, load_costs, recommend
-from jobs.plan.figures import LoadFigures, measure
+from jobs.plan.figures import LoadFigures, measure, measured
 from jobs.plan.sample import BUCKETS, DEFAULT_SAMPLE_ROWS, EntitySample, buckets_for, count_rows, sampled_mapping
 from jobs.preflight import budget_spec, compile_check, writable_dir
 from jobs.progress import Stages
@@ -193,7 +193,7 @@ class Planner:
                 # compiles the items (seconds of Python), instead of after it.
                 with session_threads(self.spark, 1, "carve-read") as pool:
                     reads = [] if full else [pool.submit(fill, frames.values())]
-                    items = build_items(mapping, frames)
+                    items = measured(build_items(mapping, frames), self.mapping)
                     for read in reads:
                         read.result()
                 # The items are computed once, here, before the figures' jobs run over them

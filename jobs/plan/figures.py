@@ -60,23 +60,27 @@ def in_index(mapping: Mapping) -> dict[str, Column]:
     return out
 
 
-def measure(items: DataFrame, mapping: Mapping, samples: MappingABC[str, EntitySample]) -> LoadFigures:
-    """Every figure of the plan from the built items (entity, pk, sk, item, size, problem), which
-    the caller has computed once (cached or checkpointed): each figure is a small job over them,
-    whose time is mostly the driver planning it, so the four run together."""
-    accepted = F.col("problem").isNull()
+def measured(items: DataFrame, mapping: Mapping) -> DataFrame:
+    """What the figures read of the built items: entity, pk, sk, item, size, problem, the table
+    write units of each and, per index, whether the item lands in it."""
     units = F.ceil(F.col("size") / KB)
-    indexes = in_index(mapping)
-    frame = items.select("entity", "pk", "sk", "item", "size", "problem", units.alias("units"),
-                         *[flag.alias(f"in_{name}") for name, flag in indexes.items()])
-    good = frame.where(accepted)
-    with session_threads(items.sparkSession, 4, "carve-plan") as pool:
-        entities = pool.submit(_by_entity, frame, list(indexes), samples)
+    return items.select("entity", "pk", "sk", "item", "size", "problem", units.alias("units"),
+                        *[flag.alias(f"in_{name}") for name, flag in in_index(mapping).items()])
+
+
+def measure(frame: DataFrame, mapping: Mapping, samples: MappingABC[str, EntitySample]) -> LoadFigures:
+    """Every figure of the plan from `measured` items, which the caller has computed once
+    (cached or checkpointed): each figure is a small job over them, whose time is mostly the
+    driver planning it, so the four run together."""
+    indexes = [index.name for index in mapping.target.indexes]
+    good = frame.where(F.col("problem").isNull())
+    with session_threads(frame.sparkSession, 4, "carve-plan") as pool:
+        entities = pool.submit(_by_entity, frame, indexes, samples)
         tops = pool.submit(_top_keys, good)
         largest = pool.submit(lambda: frame.orderBy(F.desc("size"), "pk", "sk").limit(TOP).collect())
         typical = pool.submit(_samples, good)
         by_entity = entities.result()
-        write_units = _total_units(by_entity, list(indexes))
+        write_units = _total_units(by_entity, indexes)
         return LoadFigures(
             by_entity=by_entity,
             write_units=write_units,
