@@ -192,9 +192,9 @@ class Planner:
                 # A sample's tables are small: they are read into the cache while the driver
                 # compiles the items (seconds of Python), instead of after it.
                 with session_threads(self.spark, 1, "carve-read") as pool:
-                    reads = [] if full else [pool.submit(fill, frames.values())]
+                    read = None if full else pool.submit(fill, frames.values())
                     items = measured(build_items(mapping, frames), self.mapping)
-                    for read in reads:
+                    if read is not None:
                         read.result()
                 # The items are computed once, here, before the figures' jobs run over them
                 # together. Over a cache, each of those jobs analyses and plans the whole items
