@@ -307,11 +307,17 @@ def plan(mapping: str | None, endpoint_url: str | None, region: str, write_rate:
     partition keys, and its cost on-demand, provisioned and through Import from S3, with the
     path it recommends. report.json and report.html go to the report folder.
     """
-    from jobs.plan import Planner, PlanOptions
     from jobs.runtimes import current
 
     mapping_file = mapping or packaged_mapping(DEMO_MAPPINGS["postgres"])
     loaded = load_mapping(mapping_file)
+    runtime = current()
+    conn = runtime.connection(loaded.source.connection)
+    app = f"carve-plan-{loaded.name}"
+    runtime.start(app, short=not full)  # the JVM starts while the planner is imported and set up
+
+    from jobs.plan.planner import Planner, PlanOptions
+
     options = PlanOptions(
         report_dir=Path(report_dir) if report_dir else Path("reports") / run_folder_name(f"{loaded.name}-plan"),
         sample_rows=None if full else sample_rows,
@@ -320,12 +326,10 @@ def plan(mapping: str | None, endpoint_url: str | None, region: str, write_rate:
         write_rate=write_rate,
         prices=prices,
     )
-    runtime = current()
-    conn = runtime.connection(loaded.source.connection)
     what = "everything" if full else f"a sample of about {sample_rows:,} rows per entity"
     console.print(f"carve plan [bold]{loaded.name}[/] -> {loaded.target.table} (reading {what}; nothing is written; "
                   f"report in {options.report_dir})")
-    planner = Planner(runtime.spark(f"carve-plan-{loaded.name}", short=not full), loaded, mapping_file, conn, options, console)
+    planner = Planner(runtime.spark(app, short=not full), loaded, mapping_file, conn, options, console)
     try:
         report = planner.execute()
     finally:

@@ -19,6 +19,10 @@ from jobs.sources.connections import Connection
 class Runtime(Protocol):
     name: str
 
+    def start(self, app_name: str, short: bool = False) -> None:
+        """Begin building the session in the background, if the runtime builds one: the caller
+        goes on with work that needs no JVM until it asks for `spark()`."""
+
     def spark(self, app_name: str, short: bool = False) -> SparkSession:
         """The session to run on (built on first use); `short` for seconds of work on little
         data, where a runtime that starts the JVM may tune it for warm-up."""

@@ -41,6 +41,16 @@ def remember_classes(spark: SparkSession) -> None:
             setattr(jvm, name, _RememberingClass(found._fqn, found._gateway_client))
 
 
+def keep_java_objects(spark: SparkSession) -> None:
+    """Stop telling the JVM about each Java object Python drops. py4j otherwise sends one round
+    trip per dropped object, from a thread of its own, so the JVM can release it: building the
+    demo's items drops some 7,000 (every intermediate column), as many round trips again as the
+    building made, each needing the interpreter and the JVM while both are busy. For a JVM that
+    lives for seconds of work (a short session, which ends with the command) the objects are
+    freed when it exits; a long one (a run, a sync that follows) keeps releasing them."""
+    spark.sparkContext._gateway._gateway_client.gateway_property.enable_memory_management = False
+
+
 def session_threads(spark: SparkSession, workers: int, name: str) -> ThreadPoolExecutor:
     """Threads that run Spark work in `spark`. Each Python thread talks to its own JVM thread
     (py4j's pinned threads), and a JVM thread with no active session analyses with Spark's default

@@ -177,6 +177,9 @@ class GlueRuntime:
         self.credentials = credentials or SourceCredentials()
         self.name = "AWS Glue (GlueContext)" if glue_context is not None else "spark-submit without the Glue jars"
 
+    def start(self, app_name: str, short: bool = False) -> None:
+        pass  # Glue's session exists before the job script runs
+
     def spark(self, app_name: str, short: bool = False) -> Any:
         # Runtime settings only: the launcher fixed the rest (the JVM too: `short` changes
         # nothing). UTC, so timestamps convert the same everywhere; the codegen limit and the

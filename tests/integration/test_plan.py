@@ -26,7 +26,7 @@ from jobs.devtools.commands import demo_connection
 from jobs.devtools.demo_data import HUGE_ORDER_ID, DemoDatabase, create_demo_database
 from jobs.devtools.local_stack import LOCAL_AWS_ENV
 from jobs.pipeline import Pipeline, RunOptions
-from jobs.plan import Planner, PlanOptions
+from jobs.plan.planner import Planner, PlanOptions
 from jobs.sinks.table import delete_table
 from tests.support.browser import assert_figures_match, open_report
 from tests.support.databases import drop_database

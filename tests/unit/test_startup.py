@@ -10,7 +10,7 @@ import pytest
 from py4j.java_gateway import JavaClass
 from pyspark.sql import functions as F
 
-from jobs.plan import SAMPLE_SETTINGS, session_settings
+from jobs.plan.planner import SAMPLE_SETTINGS, session_settings
 from jobs.runtimes import class_archive
 from jobs.runtimes.gateway import LOOKED_UP, remember_classes, session_threads
 
