@@ -12,6 +12,8 @@ from __future__ import annotations
 import base64
 import json
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -172,3 +174,23 @@ def test_the_plan_page_renders_in_chromium_with_report_json_s_figures(planned: P
         assert needed in paths, f"the plan page does not show {needed}"
     assert_figures_match(page)
     assert json.loads((planned.sample_dir / "report.json").read_text())["status"] == "ok"
+
+
+def test_the_plan_command_in_a_jvm_of_its_own_gives_the_same_figures(planned: Planned, dynamodb_endpoint: str,
+                                                                      tmp_path: Path) -> None:
+    # `carve plan` launches its JVM while it imports (LocalRuntime.start), as a short JVM that
+    # keeps the Java objects Python drops: the figures must be those of the plan the suite made
+    # in its own session.
+    conn = demo_connection(DemoDatabase(planned.engine, database=f"carve_plan_{planned.engine}"))
+    prefix = f"CARVE_CONNECTION_{conn.name.upper()}_"
+    env = {name: value for name, value in os.environ.items() if not name.startswith("CARVE_CONNECTION_")}
+    env |= LOCAL_AWS_ENV | {prefix + "URL": conn.url, prefix + "USER": conn.user or "",
+                            prefix + "PASSWORD": conn.password.get_secret_value()}
+    carve = Path(sys.executable).parent / "carve"
+    done = subprocess.run([str(carve), "plan", packaged_mapping(DEMO_MAPPINGS[planned.engine]), "--sample",
+                           str(SAMPLE_ROWS), "--endpoint-url", dynamodb_endpoint, "--report-dir", str(tmp_path)],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    own = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
+    for key in ("by_entity", "write_units", "import_bytes", "largest_items", "collections", "hot_keys", "samples"):
+        assert own[key] == planned.sample[key], key
