@@ -181,9 +181,9 @@ def sandbox(tmp_path):
         bin_dir,
         "python3.11",
         f"""
-        # python3.11 -m venv --clear .venv: a venv whose python logs pip calls
+        # python3.11 -m venv --clear .venv: a venv whose python logs its calls (pip, compileall)
         mkdir -p "$4/bin"
-        printf '#!/usr/bin/env bash\\necho "pip $*" >>{log}\\n' >"$4/bin/python"
+        printf '#!/usr/bin/env bash\\necho "python $*" >>{log}\\n' >"$4/bin/python"
         chmod +x "$4/bin/python"
         echo "venv $*" >>{log}
         """,
@@ -233,18 +233,20 @@ def test_setup_installs_once_then_only_when_pyproject_changes(sandbox):
         "setup: installing carve and dev dependencies into .venv (pyproject.toml changed)",
         "setup: installing dynalite@4.0.0 into .tools",
     ]
-    assert [c.split()[0] for c in sandbox.calls()] == ["venv", "pip", "npm"]
-    assert "dynalite@4.0.0" in sandbox.calls()[2]
+    calls = sandbox.calls()
+    assert [" ".join(c.split()[:3]) for c in calls] == ["venv -m venv", "python -m pip", "python -m compileall", "npm install --prefix"]
+    assert "dynalite@4.0.0" in calls[3]
+    assert calls[2] == "python -m compileall -q jobs transforms"  # carve's own modules, whatever PYTHONDONTWRITEBYTECODE says
 
     again = sandbox()
     assert (again.returncode, again.stdout, again.stderr) == (0, "", "")
-    assert len(sandbox.calls()) == 3
+    assert sandbox.calls()[4:] == ["python -m compileall -q jobs transforms"]  # nothing installed; only newer sources compiled
 
     (sandbox.root / "pyproject.toml").write_text('[project]\nname = "carve"\nversion = "2"\n')
     changed = sandbox()
     assert changed.returncode == 0, changed.stderr
     assert changed.stdout.splitlines() == ["setup: installing carve and dev dependencies into .venv (pyproject.toml changed)"]
-    assert sandbox.calls()[3].startswith("pip -m pip install")
+    assert sandbox.calls()[5:] == [sandbox.calls()[1], "python -m compileall -q jobs transforms"]
 
 
 @pytest.mark.skipif(not _jdbc_jars_present(), reason="JDBC jars not installed: setup would run apt-get")
