@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pyspark
 from py4j.protocol import Py4JError
+from pyspark import SparkContext
 from pyspark.sql import SparkSession
 
 from jobs.runtimes.jvm import cache_dir
@@ -91,6 +92,30 @@ def finish_at_exit(spark: SparkSession, archive: Path | None) -> None:
             partial.unlink(missing_ok=True)
 
     atexit.register(finish)
+
+
+def discard_at_exit(archive: Path | None) -> None:
+    """When a JVM just launched is writing the archive: at Python's exit, stop it and remove
+    what it wrote, unless finish_at_exit put it in place first. A command that ends between the
+    launch and its session (an error, Ctrl-C) otherwise left a 120 MB `.partial` file in the
+    cache, written by the JVM after Python had gone; an archive of the classes loaded so far is
+    not worth keeping either (every later session would map it instead of writing a full one)."""
+    if archive is None or archive.exists():
+        return
+    partial = _partial(archive)
+
+    def discard() -> None:
+        proc = getattr(SparkContext._gateway, "proc", None)
+        try:
+            if proc is not None:
+                proc.stdin.close()  # the JVM writes the archive as it exits: wait for that
+                proc.wait(timeout=120)
+        except (OSError, subprocess.SubprocessError):
+            pass
+        finally:
+            partial.unlink(missing_ok=True)
+
+    atexit.register(discard)  # registered before finish_at_exit's, so it runs after it
 
 
 def _maps(archive: Path) -> bool:

@@ -13,7 +13,7 @@ from pathlib import Path
 from pyspark import SparkConf, SparkContext
 from pyspark.sql import DataFrame, SparkSession
 
-from jobs.runtimes.class_archive import archive_path, finish_at_exit, java_options
+from jobs.runtimes.class_archive import archive_path, discard_at_exit, finish_at_exit, java_options
 from jobs.runtimes.gateway import keep_java_objects, remember_classes
 from jobs.runtimes.jvm import ensure_jar
 from jobs.sources.connections import Connection, SourceCredentials
@@ -102,7 +102,9 @@ def launch_jvm(settings: LocalSettings) -> None:
     # `python3` is first on PATH, which may lack carve's packages or carve itself. PySpark reads
     # only this variable for local workers (spark.pyspark.python is spark-submit's).
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    SparkContext._ensure_initialized(conf=SparkConf(loadDefaults=False).setAll(settings.config.items()))
+    if SparkContext._gateway is None:
+        SparkContext._ensure_initialized(conf=SparkConf(loadDefaults=False).setAll(settings.config.items()))
+        discard_at_exit(settings.archive)
 
 
 def local_session(settings: LocalSettings) -> SparkSession:

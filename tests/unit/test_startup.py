@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from py4j.java_gateway import JavaClass
@@ -13,6 +15,8 @@ from pyspark.sql import functions as F
 from jobs.plan.planner import SAMPLE_SETTINGS, session_settings
 from jobs.runtimes import class_archive
 from jobs.runtimes.gateway import LOOKED_UP, remember_classes, session_threads
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_archive_is_named_by_what_it_depends_on(tmp_path, monkeypatch):
@@ -69,6 +73,23 @@ def test_an_archive_a_jvm_wrote_maps_and_a_cut_short_one_is_refused(tmp_path):
     short = tmp_path / "short.jsa"
     short.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])
     assert not class_archive._maps(short)
+
+
+def test_a_command_that_ends_between_its_jvm_and_its_session_leaves_no_archive_behind(tmp_path):
+    # What `carve plan` does when it fails after runtime.start() launched the JVM and before
+    # spark() built the session: the JVM was writing an archive of the classes it loaded, and
+    # nothing put that away. Run in a process of its own, with a cache of its own (no archive
+    # yet); its output is read to the end, which comes when the JVM, which shares it, has exited.
+    child = ("import sys; from jobs.runtimes.local import launch_jvm, local_settings\n"
+             "settings = local_settings('carve-test', short=True)\n"
+             "print(settings.config['spark.driver.extraJavaOptions'])\n"
+             "launch_jvm(settings)\n"
+             "sys.exit('failed before the session')\n")
+    ended = subprocess.run([sys.executable, "-c", child], env={**os.environ, "XDG_CACHE_HOME": str(tmp_path)},
+                           capture_output=True, text=True, timeout=180, cwd=ROOT)
+    assert ended.returncode == 1 and ended.stderr.endswith("failed before the session\n"), ended.stderr
+    assert "-XX:ArchiveClassesAtExit=" in ended.stdout  # the JVM was writing one
+    assert sorted(p.name for p in (tmp_path / "carve").iterdir() if p.name.startswith("spark-classes")) == []
 
 
 def test_session_threads_analyse_with_the_sessions_settings(spark):
