@@ -2,7 +2,8 @@
 #
 #   make setup        idempotent: .venv, JDBC jars, dynalite, databases
 #   make demo         carve demo against a fresh in-memory dynalite
-#   make test         ruff (lint and the layers' import rules), chromium for the report test, then pytest; make test PYTEST_ARGS='-m integration -x'
+#   make test         ruff (lint and the layers' import rules), chromium for the report test, then pytest in
+#                     TEST_WORKERS processes (default 2; a module's tests stay in one); make test PYTEST_ARGS='-m integration -x'
 #   make lint         ruff only
 #   make bench        scripts/benchmark.py against dynalite; BENCH_ARGS='...'
 #   make bench-transform  scripts/bench_transform.py: carve's transform against a hand-written job, same items; BENCH_ARGS='--scale 15'
@@ -17,6 +18,7 @@ SHELL := /bin/bash
 
 VENV := .venv
 PYTEST_ARGS ?=
+TEST_WORKERS ?= 2
 BENCH_ARGS ?=
 STACK_PORT := 8000
 
@@ -36,7 +38,7 @@ lint: setup
 
 test: lint
 	@scripts/ensure-browser
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(VENV)/bin/pytest --numprocesses $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 bench: setup
 	scripts/with-dynalite $(VENV)/bin/python scripts/benchmark.py $(BENCH_ARGS)
