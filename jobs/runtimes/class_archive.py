@@ -60,6 +60,7 @@ def java_options(archive: Path | None) -> str:
     """The driver's JVM options for the archive: map it when it exists, else write one at exit."""
     if archive is None or " " in str(archive):
         return ""
+    remove_orphans(archive.parent)
     if archive.exists():
         return f"{QUIET} -XX:SharedArchiveFile={archive}"
     try:
@@ -67,6 +68,26 @@ def java_options(archive: Path | None) -> str:
     except OSError:
         return ""
     return f"{QUIET} -XX:ArchiveClassesAtExit={_partial(archive)}"
+
+
+def remove_orphans(directory: Path) -> None:
+    """Remove the partial archives of processes that are gone. A process killed while its JVM
+    wrote one (kill -9; pytest-xdist stops a worker that takes over 10 s to exit) never removes
+    it, and each is about 140 MB."""
+    for partial in directory.glob("spark-classes-*.jsa.*.partial"):
+        pid = partial.name.rsplit(".", 2)[-2]
+        if pid.isdigit() and not _running(int(pid)):
+            partial.unlink(missing_ok=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's
+    return True
 
 
 def finish_at_exit(spark: SparkSession, archive: Path | None) -> None:

@@ -42,6 +42,18 @@ def test_a_missing_archive_is_written_at_exit_and_an_existing_one_is_mapped(tmp_
     assert class_archive.java_options(None) == ""
 
 
+def test_partial_archives_of_processes_that_are_gone_are_removed_when_a_jvm_launches(tmp_path):
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    orphan = tmp_path / f"spark-classes-0123456789abcdef.jsa.{gone}.partial"
+    writing = tmp_path / f"spark-classes-0123456789abcdef.jsa.{os.getpid()}.partial"  # this process's: kept
+    other = tmp_path / "notes.partial"
+    for path in (orphan, writing, other):
+        path.write_bytes(b"x")
+    class_archive.java_options(tmp_path / "spark-classes-fedcba9876543210.jsa")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([writing.name, other.name])
+
+
 def test_remembered_classes_are_the_jvm_classes_and_functions_still_work(spark):
     remember_classes(spark)
     remembered = vars(spark.sparkContext._jvm)
