@@ -44,7 +44,9 @@ def _join(ctx: Context, df: DataFrame, agg: DataFrame, spec: EmbedOne | EmbedMan
     for (parent_col, _), key in zip(spec.join.items(), keys, strict=True):
         column, _, _ = ctx.column(df, parent_col, loc + ("join", parent_col), where)
         conditions.append(column == agg[key])
-    return df.join(agg, on=reduce(lambda a, b: a & b, conditions), how="left").drop(*keys)
+    # The keys stay: their fresh names collide with nothing, and the item selects what it writes
+    # (a drop would be one more step for Spark to analyse, over the whole plan so far).
+    return df.join(agg, on=reduce(lambda a, b: a & b, conditions), how="left")
 
 
 def embed_one(ctx: Context, df: DataFrame, spec: EmbedOne, loc: Loc, where: str,
@@ -56,10 +58,9 @@ def embed_one(ctx: Context, df: DataFrame, spec: EmbedOne, loc: Loc, where: str,
     keys = [ctx.fresh("k") for _ in child_keys]
     j, s, p, n = (ctx.fresh(x) for x in "jspn")
     agg = (
-        rows.select(*[rows[c].alias(k) for c, k in zip(child_keys, keys, strict=True)], value.json.alias(j), value.size.alias(s),
-                    value.problem.alias(p))
-        .groupBy(*keys)
-        .agg(F.first(j).alias(j), F.first(s).alias(s), F.first(p).alias(p), F.count(F.lit(1)).alias(n))
+        rows.groupBy(*[rows[c].alias(k) for c, k in zip(child_keys, keys, strict=True)])
+        .agg(F.first(value.json).alias(j), F.first(value.size).alias(s), F.first(value.problem).alias(p),
+             F.count(F.lit(1)).alias(n))
     )
     df = _join(ctx, df, agg, spec, keys, loc, where)
     null = null_value(ctx.options_for(spec.nulls))
@@ -93,12 +94,10 @@ def embed_many(ctx: Context, df: DataFrame, spec: EmbedMany, loc: Loc, where: st
     carried = [value.size.alias("s"), value.problem.alias("p")] if spec.limit else []
     element = F.struct(*[c.alias(n) for n, c, _ in terms], value.json.alias("j"), *carried)
     size, problem = ctx.fresh("s"), ctx.fresh("p")
-    totals = [] if spec.limit else [F.sum(F.col(size) + 1).alias(size), F.min(problem).alias(problem)]
+    totals = [] if spec.limit else [F.sum(value.size + 1).alias(size), F.min(value.problem).alias(problem)]
     agg = (
-        rows.select(*[rows[c].alias(k) for c, k in zip(child_keys, keys, strict=True)], element.alias("e"),
-                    value.size.alias(size), value.problem.alias(problem))
-        .groupBy(*keys)
-        .agg(F.collect_list("e").alias(arr), *totals)
+        rows.groupBy(*[rows[c].alias(k) for c, k in zip(child_keys, keys, strict=True)])
+        .agg(F.collect_list(element).alias(arr), *totals)
     )
     directions = {descending for _, _, descending in terms}
     if len(directions) <= 1:
