@@ -21,7 +21,7 @@ from transforms.wire import KB, MAX_ITEM_BYTES, MAX_PARTITION_KEY_BYTES, MAX_SOR
 
 ITEM_COLUMNS = ("entity", "pk", "sk", "item", "size", "wcu", "pk_bytes", "sk_bytes", "problem", "source_key")
 
-__all__ = ["ITEM_COLUMNS", "CompileError", "build_items", "check_limits", "mark_duplicates"]
+__all__ = ["ITEM_COLUMNS", "CompileError", "build_items", "check_items"]
 
 
 def entity_items(ctx: Context, mapping: Mapping, name: str, entity: Entity) -> DataFrame | None:
@@ -88,27 +88,23 @@ def _indexes_written(mapping: Mapping, present: dict[str, Value]) -> Column:
     return counted
 
 
-def check_limits(items: DataFrame) -> DataFrame:
-    """DynamoDB's hard limits: key byte lengths and the 400 KB item size."""
-    limits = [
+def check_items(items: DataFrame) -> DataFrame:
+    """DynamoDB's hard limits (key byte lengths, the 400 KB item size), and keys built more than
+    once: every copy of such a key is a problem, no copy is more right than another. One step,
+    so that Spark analyses the whole items plan once more, not twice."""
+    copies = F.count(F.lit(1)).over(Window.partitionBy("pk", "sk"))
+    problems = [
+        F.col("problem"),
         F.when(F.col("pk_bytes") > MAX_PARTITION_KEY_BYTES,
                F.concat(F.lit("partition key is "), F.col("pk_bytes"), F.lit(f" bytes; at most {MAX_PARTITION_KEY_BYTES}"))),
         F.when(F.col("sk_bytes") > MAX_SORT_KEY_BYTES,
                F.concat(F.lit("sort key is "), F.col("sk_bytes"), F.lit(f" bytes; at most {MAX_SORT_KEY_BYTES}"))),
         F.when(F.col("size") > MAX_ITEM_BYTES,
                F.concat(F.lit("item is "), F.col("size"), F.lit(f" bytes; DynamoDB holds at most {MAX_ITEM_BYTES}"))),
+        F.when(F.col("pk").isNotNull() & (copies > 1),
+               F.concat(F.lit("duplicate key: "), copies.cast("string"), F.lit(" source rows produce this (pk, sk)"))),
     ]
-    return items.withColumn("problem", combine_problems([F.col("problem"), *limits]))
-
-
-def mark_duplicates(items: DataFrame) -> DataFrame:
-    """Every copy of a key produced more than once is a problem: no copy is more right than another."""
-    copies = F.count(F.lit(1)).over(Window.partitionBy("pk", "sk"))
-    duplicate = F.when(
-        F.col("pk").isNotNull() & (copies > 1),
-        F.concat(F.lit("duplicate key: "), copies.cast("string"), F.lit(" source rows produce this (pk, sk)")),
-    )
-    return items.withColumn("problem", combine_problems([F.col("problem"), duplicate]))
+    return items.withColumn("problem", combine_problems(problems))
 
 
 def build_items(
@@ -129,4 +125,4 @@ def build_items(
     if ctx.errors:
         raise CompileError(list(dict.fromkeys(ctx.errors)))
     items = reduce(lambda a, b: a.unionByName(b), [f for f in frames if f is not None])
-    return mark_duplicates(check_limits(items))
+    return check_items(items)
