@@ -162,31 +162,36 @@ def run_mapping(mapping_file: str, *, endpoint_url: str | None, region: str, wri
                 import_prefix: str | None = None, reconcile: bool = True) -> int:
     """Run (or, with write=False, reconcile; with reconcile=False too, check the access patterns)
     one mapping and print its stages and summary; the exit status."""
-    from jobs.pipeline import Pipeline, RunOptions
     from jobs.preflight import writable_dir
     from jobs.report import RunReport
     from jobs.runtimes import current
 
     mapping = load_mapping(mapping_file)
-    options = RunOptions(
-        report_dir=Path(report_dir) if report_dir else Path("reports") / run_folder_name(mapping.name),
-        endpoint_url=endpoint_url or os.environ.get("CARVE_ENDPOINT_URL"),
-        region=region,
-        write_rate=write_rate,
-        sink=sink,
-        import_prefix=import_prefix,
-    )
+    reports = Path(report_dir) if report_dir else Path("reports") / run_folder_name(mapping.name)
     runtime = current()
-    writable_dir(options.report_dir)  # first: without it, a failure would have nowhere to be reported
+    writable_dir(reports)  # first: without it, a failure would have nowhere to be reported
     pipeline = None
     try:
         # Before Spark starts: a connection that cannot be resolved fails in a second, not after a minute.
         conn = connection or runtime.connection(mapping.source.connection)
+        # The JVM launches (about a second) while the pipeline's modules import (Great Expectations
+        # among them, about 3 s).
+        runtime.start(f"carve-{mapping.name}")
         ways = {"glue-connector": " through the Glue DynamoDB connector", "import-s3": " through Import from S3"}
         via = ways.get(sink, "") if write else ""
         command = "run" if write else "reconcile" if reconcile else "check-patterns"
         console.print(f"carve {command} [bold]{mapping.name}[/] -> {mapping.target.table}{via} "
-                      f"({len(mapping.entities)} entities; report in {options.report_dir})")
+                      f"({len(mapping.entities)} entities; report in {reports})")
+        from jobs.pipeline import Pipeline, RunOptions
+
+        options = RunOptions(
+            report_dir=reports,
+            endpoint_url=endpoint_url or os.environ.get("CARVE_ENDPOINT_URL"),
+            region=region,
+            write_rate=write_rate,
+            sink=sink,
+            import_prefix=import_prefix,
+        )
         pipeline = Pipeline(runtime.spark(f"carve-{mapping.name}"), mapping, mapping_file, conn, options, console,
                             runtime)
         pipeline.report.mode = command
@@ -194,7 +199,7 @@ def run_mapping(mapping_file: str, *, endpoint_url: str | None, region: str, wri
     except CarveError as exc:
         if pipeline is None:  # it did not start: its report says so, as every failed run's does
             failed = RunReport(mapping.name, mapping_file, mapping.target.table, sink, error=str(exc))
-            failed.save(options.report_dir / "report.json")
+            failed.save(reports / "report.json")
         raise
     finally:
         if pipeline is not None:
