@@ -101,6 +101,10 @@ def finish_at_exit(spark: SparkSession, archive: Path | None) -> None:
         try:
             proc = spark.sparkContext._gateway.proc
             spark.stop()
+            if archive.exists():  # another process put one in place meanwhile: this one is not needed
+                proc.kill()  # before it spends seconds writing it (pytest-xdist stops a worker after 10 s)
+                proc.wait(timeout=60)
+                return
             proc.stdin.close()  # the JVM's gateway exits when its stdin closes, and writes the archive
             if proc.wait(timeout=120) == 0 and partial.exists() and _maps(partial):
                 os.replace(partial, archive)

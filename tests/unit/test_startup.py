@@ -42,6 +42,21 @@ def test_a_missing_archive_is_written_at_exit_and_an_existing_one_is_mapped(tmp_
     assert class_archive.java_options(None) == ""
 
 
+def test_a_jvm_whose_archive_another_process_put_in_place_meanwhile_writes_none(tmp_path):
+    # Two sessions launched before any archive existed (the test workers of pytest-xdist): the
+    # first to exit puts its archive in place, the other's JVM is stopped without writing one.
+    child = ("from jobs.runtimes.local import local_session, local_settings\n"
+             "settings = local_settings('carve-test', short=True)\n"
+             "spark = local_session(settings)\n"
+             "assert spark.range(3).count() == 3\n"
+             "settings.archive.write_bytes(b'put in place by another process')\n")
+    ended = subprocess.run([sys.executable, "-c", child], env={**os.environ, "XDG_CACHE_HOME": str(tmp_path)},
+                           capture_output=True, text=True, timeout=180, cwd=ROOT)
+    assert ended.returncode == 0, ended.stderr
+    [archive] = [p for p in (tmp_path / "carve").iterdir() if p.name.startswith("spark-classes")]
+    assert archive.read_bytes() == b"put in place by another process"  # not replaced, no .partial beside it
+
+
 def test_partial_archives_of_processes_that_are_gone_are_removed_when_a_jvm_launches(tmp_path):
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
                           check=True).stdout.strip()
