@@ -19,6 +19,13 @@ from jobs.runtimes.gateway import LOOKED_UP, remember_classes, session_threads
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def in_child(code: str, cache: Path) -> subprocess.CompletedProcess[str]:
+    """`code` in a Python process of its own, with a cache of its own (no class archive yet). Its
+    output is read to the end, which comes when its JVM, which shares it, has exited too."""
+    return subprocess.run([sys.executable, "-c", code], env={**os.environ, "XDG_CACHE_HOME": str(cache)},
+                          capture_output=True, text=True, timeout=180, cwd=ROOT)
+
+
 def test_the_archive_is_named_by_what_it_depends_on(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     jar = tmp_path / "driver.jar"
@@ -50,8 +57,7 @@ def test_a_jvm_whose_archive_another_process_put_in_place_meanwhile_writes_none(
              "spark = local_session(settings)\n"
              "assert spark.range(3).count() == 3\n"
              "settings.archive.write_bytes(b'put in place by another process')\n")
-    ended = subprocess.run([sys.executable, "-c", child], env={**os.environ, "XDG_CACHE_HOME": str(tmp_path)},
-                           capture_output=True, text=True, timeout=180, cwd=ROOT)
+    ended = in_child(child, cache=tmp_path)
     assert ended.returncode == 0, ended.stderr
     [archive] = [p for p in (tmp_path / "carve").iterdir() if p.name.startswith("spark-classes")]
     assert archive.read_bytes() == b"put in place by another process"  # not replaced, no .partial beside it
@@ -105,15 +111,13 @@ def test_an_archive_a_jvm_wrote_maps_and_a_cut_short_one_is_refused(tmp_path):
 def test_a_command_that_ends_between_its_jvm_and_its_session_leaves_no_archive_behind(tmp_path):
     # What `carve plan` does when it fails after runtime.start() launched the JVM and before
     # spark() built the session: the JVM was writing an archive of the classes it loaded, and
-    # nothing put that away. Run in a process of its own, with a cache of its own (no archive
-    # yet); its output is read to the end, which comes when the JVM, which shares it, has exited.
+    # nothing put that away.
     child = ("import sys; from jobs.runtimes.local import launch_jvm, local_settings\n"
              "settings = local_settings('carve-test', short=True)\n"
              "print(settings.config['spark.driver.extraJavaOptions'])\n"
              "launch_jvm(settings)\n"
              "sys.exit('failed before the session')\n")
-    ended = subprocess.run([sys.executable, "-c", child], env={**os.environ, "XDG_CACHE_HOME": str(tmp_path)},
-                           capture_output=True, text=True, timeout=180, cwd=ROOT)
+    ended = in_child(child, cache=tmp_path)
     assert ended.returncode == 1 and ended.stderr.endswith("failed before the session\n"), ended.stderr
     assert "-XX:ArchiveClassesAtExit=" in ended.stdout  # the JVM was writing one
     assert sorted(p.name for p in (tmp_path / "carve").iterdir() if p.name.startswith("spark-classes")) == []
